@@ -1,0 +1,241 @@
+/*
+ * chat-cli: runs libwschat's chat (or, with --echo, an echo server) on
+ * ws://HOST:PORT/. It only parses flags and calls the public API: anything
+ * it does, an embedding program can do too.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <wschat.h>
+
+struct flag {
+  const char *name;
+  const char *arg; /* NULL for a switch */
+  const char *def;
+  const char *help;
+};
+
+static const struct flag flags[] = {
+    {"--host", "HOST", "127.0.0.1",
+     "address to listen on (IPv4 or IPv6; 0.0.0.0 or :: for all)"},
+    {"--port", "PORT", "8765", "TCP port (0 picks a free one)"},
+    {"--echo", NULL, "off", "run a plain echo server instead of the chat"},
+    {"--max-message", "BYTES", "1048576",
+     "largest message accepted (larger: close 1009)"},
+    {"--max-output", "BYTES", "1048576",
+     "output queued per client before it is closed as a slow consumer (1008)"},
+    {"--max-header", "BYTES", "8192",
+     "largest HTTP request head (larger: HTTP 431)"},
+    {"--handshake-timeout", "SECONDS", "10",
+     "time allowed to complete the HTTP upgrade"},
+    {"--ping-interval", "SECONDS", "20", "ping a peer after this much silence"},
+    {"--ping-timeout", "SECONDS", "20",
+     "close a peer that has not answered a ping by then (1011)"},
+    {"--close-timeout", "SECONDS", "3",
+     "wait this long for the peer's side of a close"},
+    {"--help", NULL, NULL, "show this help and exit"},
+    {"--version", NULL, NULL, "show the version and exit"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: chat-cli [options]\n\n"
+               "A WebSocket chat server (libwschat %s). Connect with any "
+               "WebSocket client,\ne.g. websocat ws://localhost:8765 or a "
+               "browser's new WebSocket(\"ws://localhost:8765\").\n\n"
+               "options:\n",
+          wschat_version_string());
+  for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+    char left[48];
+    snprintf(left, sizeof(left), "%s%s%s", flags[i].name,
+             flags[i].arg ? " " : "", flags[i].arg ? flags[i].arg : "");
+    fprintf(out, "  %-28s %s", left, flags[i].help);
+    if (flags[i].def)
+      fprintf(out, " (default: %s)", flags[i].def);
+    fputc('\n', out);
+  }
+}
+
+static int fail(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "chat-cli: ");
+  fprintf(stderr, fmt, a, b);
+  fprintf(stderr, " (see chat-cli --help)\n");
+  return 2;
+}
+
+static int parse_int(const char *s, long long lo, long long hi,
+                     long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_seconds(const char *s, long long *ms) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 86400)
+    return -1;
+  *ms = (long long)(v * 1000 + 0.5);
+  if (*ms < 1)
+    *ms = 1;
+  return 0;
+}
+
+struct cli {
+  uv_signal_t sigint, sigterm;
+  struct wschat_server *srv;
+};
+
+static void on_shutdown_done(struct wschat_server *srv, void *user) {
+  (void)srv;
+  struct cli *cli = user;
+  uv_close((uv_handle_t *)&cli->sigint, NULL);
+  uv_close((uv_handle_t *)&cli->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct cli *cli = h->data;
+  (void)signum;
+  if (wschat_server_shutdown(cli->srv, on_shutdown_done, cli) ==
+      WSCHAT_ESTATE) {
+    fprintf(stderr, "chat-cli: second signal, exiting now\n");
+    exit(1);
+  }
+}
+
+/* Raise the open-file limit to the hard limit: each client is one fd. */
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *host = "127.0.0.1";
+  long long port = 8765;
+  struct {
+    enum wschat_option opt;
+    long long value;
+    int set;
+  } opts[8] = {{0}};
+  int nopts = 0, echo = 0;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *val = NULL;
+    char name[64];
+    const char *eq = strchr(a, '=');
+    size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+    if (nlen >= sizeof(name))
+      return fail("unknown option %s%s", a, "");
+    memcpy(name, a, nlen);
+    name[nlen] = '\0';
+    const struct flag *f = NULL;
+    for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+      if (strcmp(flags[k].name, name) == 0)
+        f = &flags[k];
+    if (f == NULL)
+      return fail("unknown option %s%s", name, "");
+    if (f->arg) {
+      if (eq)
+        val = eq + 1;
+      else if (i + 1 < argc)
+        val = argv[++i];
+      else
+        return fail("%s needs a value (%s)", name, f->arg);
+    } else if (eq) {
+      return fail("%s takes no value%s", name, "");
+    }
+    long long v;
+    if (strcmp(name, "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(name, "--version") == 0) {
+      printf("chat-cli %s\n", wschat_version_string());
+      return 0;
+    } else if (strcmp(name, "--echo") == 0) {
+      echo = 1;
+    } else if (strcmp(name, "--host") == 0) {
+      host = val;
+    } else if (strcmp(name, "--port") == 0) {
+      if (parse_int(val, 0, 65535, &port) != 0)
+        return fail("invalid --port %s (expected 0-65535)%s", val, "");
+    } else {
+      enum wschat_option opt;
+      int seconds = 1;
+      if (strcmp(name, "--max-message") == 0)
+        opt = WSCHAT_OPT_MAX_MESSAGE, seconds = 0;
+      else if (strcmp(name, "--max-output") == 0)
+        opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
+      else if (strcmp(name, "--max-header") == 0)
+        opt = WSCHAT_OPT_MAX_HEADER, seconds = 0;
+      else if (strcmp(name, "--handshake-timeout") == 0)
+        opt = WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS;
+      else if (strcmp(name, "--ping-interval") == 0)
+        opt = WSCHAT_OPT_PING_INTERVAL_MS;
+      else if (strcmp(name, "--ping-timeout") == 0)
+        opt = WSCHAT_OPT_PING_TIMEOUT_MS;
+      else
+        opt = WSCHAT_OPT_CLOSE_TIMEOUT_MS;
+      if (seconds ? parse_seconds(val, &v) != 0
+                  : parse_int(val, 1, LLONG_MAX, &v) != 0)
+        return fail(seconds ? "invalid %s %s (expected seconds > 0)"
+                            : "invalid %s %s (expected a number of bytes)",
+                    name, val);
+      opts[nopts].opt = opt;
+      opts[nopts].value = v;
+      opts[nopts++].set = 1;
+    }
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  raise_nofile();
+  struct cli cli;
+  int r = wschat_server_new(NULL, &cli.srv);
+  if (r != 0) {
+    fprintf(stderr, "chat-cli: %s\n", wschat_strerror(r));
+    return 1;
+  }
+  if (echo)
+    wschat_server_set_option(cli.srv, WSCHAT_OPT_MODE, WSCHAT_MODE_ECHO);
+  for (int i = 0; i < nopts; i++)
+    if (wschat_server_set_option(cli.srv, opts[i].opt, opts[i].value) != 0) {
+      fprintf(stderr, "chat-cli: a value is out of range (see chat-cli "
+                      "--help)\n");
+      return 2;
+    }
+  r = wschat_server_listen(cli.srv, host, (int)port);
+  if (r != 0) {
+    fprintf(stderr, "chat-cli: cannot listen on %s port %lld: %s\n", host,
+            port, wschat_strerror(r));
+    wschat_server_free(cli.srv);
+    return r == WSCHAT_EADDR && strchr(host, '.') == NULL &&
+                   strchr(host, ':') == NULL
+               ? 2
+               : 1;
+  }
+  uv_loop_t *loop = wschat_server_loop(cli.srv);
+  uv_signal_init(loop, &cli.sigint);
+  uv_signal_init(loop, &cli.sigterm);
+  cli.sigint.data = cli.sigterm.data = &cli;
+  uv_signal_start(&cli.sigint, on_signal, SIGINT);
+  uv_signal_start(&cli.sigterm, on_signal, SIGTERM);
+  printf(strchr(host, ':') ? "listening on ws://[%s]:%d/\n"
+                           : "listening on ws://%s:%d/\n",
+         host, wschat_server_port(cli.srv));
+  fflush(stdout);
+  r = wschat_server_run(cli.srv);
+  wschat_server_free(cli.srv);
+  return r == 0 ? 0 : 1;
+}

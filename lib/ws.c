@@ -1,0 +1,219 @@
+/*
+ * ws: wslay glue and the frame header scanner. See ws.h.
+ *
+ * Bytes from the socket are first walked by scan(), which only reads frame
+ * headers (payload bytes are skipped over, never copied), then handed to
+ * wslay through recv_cb. wslay's output (pongs, close frames) comes back
+ * through send_cb and is queued like any other frame, so the order on the
+ * wire is the order of the calls.
+ */
+#include "ws.h"
+
+#include <string.h>
+
+#include "conn.h"
+#include "server.h"
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                       int flags, void *user) {
+  (void)flags;
+  struct wschat__ws *w = &((struct wschat_client *)user)->ws;
+  if (w->in_len == 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  size_t n = len < w->in_len ? len : w->in_len;
+  memcpy(buf, w->in, n);
+  w->in += n;
+  w->in_len -= n;
+  return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
+                       size_t len, int flags, void *user) {
+  (void)flags;
+  struct wschat__frame *f = wschat__frame_new(-1, data, len);
+  if (f == NULL || wschat__conn_push_raw(user, f) != 0) {
+    wschat__frame_unref(f);
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  return (ssize_t)len;
+}
+
+static void on_msg_recv(wslay_event_context_ptr ctx,
+                        const struct wslay_event_on_msg_recv_arg *arg,
+                        void *user) {
+  (void)ctx;
+  struct wschat_client *c = user;
+  switch (arg->opcode) {
+  case WSLAY_TEXT_FRAME:
+  case WSLAY_BINARY_FRAME:
+    wschat__conn_on_message(c, arg->opcode, arg->msg, arg->msg_length);
+    break;
+  case WSLAY_CONNECTION_CLOSE:
+    wschat__conn_on_close(c, arg->status_code ? arg->status_code : 1005);
+    break;
+  case WSLAY_PONG:
+    wschat__conn_on_pong(c);
+    break;
+  default: /* pings are answered by wslay itself */
+    break;
+  }
+}
+
+static int ensure_ctx(struct wschat_client *c) {
+  if (c->ws.ctx != NULL)
+    return 0;
+  static const struct wslay_event_callbacks cbs = {
+      recv_cb, send_cb, NULL, NULL, NULL, NULL, on_msg_recv,
+  };
+  if (wslay_event_context_server_init(&c->ws.ctx, &cbs, c) != 0) {
+    c->ws.ctx = NULL;
+    return -1;
+  }
+  /* scan() enforces the limit with a reason; this is a second fence. */
+  wslay_event_config_set_max_recv_msg_length(c->ws.ctx,
+                                             c->srv->max_message + 1);
+  return 0;
+}
+
+/*
+ * Walks frame headers in p[0..len). Returns how many bytes may go to wslay:
+ * len, or the offset of a frame that must fail the connection, with *code
+ * and *why set.
+ */
+static size_t scan(struct wschat__ws *w, const uint8_t *p, size_t len,
+                   uint64_t max, int *code, const char **why) {
+  size_t i = 0;
+  while (i < len) {
+    if (w->remaining > 0) {
+      uint64_t take = len - i < w->remaining ? len - i : w->remaining;
+      i += (size_t)take;
+      w->remaining -= take;
+      continue;
+    }
+    w->hdr[w->hlen++] = p[i++];
+    if (w->hlen < 2)
+      continue;
+    uint8_t l7 = w->hdr[1] & 0x7F;
+    size_t need = 2u + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) +
+                  ((w->hdr[1] & 0x80) ? 4u : 0u);
+    if (w->hlen < need)
+      continue;
+    uint64_t plen = l7;
+    if (l7 == 126)
+      plen = (uint64_t)w->hdr[2] << 8 | w->hdr[3];
+    else if (l7 == 127)
+      for (int k = 0; k < 8; k++)
+        plen = (k ? plen << 8 : 0) | w->hdr[2 + k];
+    int op = w->hdr[0] & 0x0F, fin = w->hdr[0] & 0x80;
+    size_t start = i >= w->hlen ? i - w->hlen : 0;
+    w->hlen = 0;
+    *code = 1002;
+    if (op >= 8) {
+      if (!fin) {
+        *why = "fragmented control frame";
+        return start;
+      }
+      if (plen > 125) {
+        *why = "control frame over 125 bytes";
+        return start;
+      }
+      if (op == 8 && plen == 1) {
+        *why = "close frame with a 1-byte payload";
+        return start;
+      }
+    } else if (plen >> 63) {
+      *why = "invalid frame length";
+      return start;
+    } else if (op <= 2) {
+      if (op != 0 && !w->in_frag)
+        w->msg_len = 0;
+      w->msg_len += plen;
+      if (w->msg_len > max) {
+        *code = 1009;
+        *why = "message too big";
+        return start;
+      }
+      if (op != 0)
+        w->in_frag = !fin;
+      else if (fin)
+        w->in_frag = 0;
+    }
+    w->remaining = plen;
+  }
+  *code = 0;
+  return len;
+}
+
+int wschat__ws_feed(struct wschat_client *c, const uint8_t *data, size_t len) {
+  struct wschat__ws *w = &c->ws;
+  if (w->failed)
+    return 0; /* after a close or a failure, input is discarded */
+  if (ensure_ctx(c) != 0)
+    return -1;
+  int code = 0;
+  const char *why = NULL;
+  size_t ok = scan(w, data, len, c->srv->max_message, &code, &why);
+  w->in = data;
+  w->in_len = ok;
+  int r = wslay_event_recv(w->ctx);
+  w->in = NULL;
+  w->in_len = 0;
+  if (r == WSLAY_ERR_NOMEM)
+    return -1;
+  if (code != 0 && wslay_event_get_read_enabled(w->ctx)) {
+    wslay_event_shutdown_read(w->ctx);
+    wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)why,
+                            strlen(why));
+    if (c->end_code == 0)
+      c->end_code = (uint16_t)code;
+  }
+  if (r != 0 || !wslay_event_get_read_enabled(w->ctx))
+    w->failed = 1;
+  if (wslay_event_send(w->ctx) != 0)
+    return -1;
+  return 0;
+}
+
+int wschat__ws_close(struct wschat_client *c, int code, const char *reason) {
+  if (ensure_ctx(c) != 0)
+    return -1;
+  size_t rlen = reason ? strlen(reason) : 0;
+  if (rlen > 123)
+    rlen = 123;
+  wslay_event_queue_close(c->ws.ctx, (uint16_t)code, (const uint8_t *)reason,
+                          rlen);
+  return wslay_event_send(c->ws.ctx) == 0 ? 0 : -1;
+}
+
+int wschat__ws_code_sent(const struct wschat_client *c) {
+  if (c->ws.ctx == NULL || !wslay_event_get_close_sent(c->ws.ctx))
+    return 1006;
+  return wslay_event_get_status_code_sent(c->ws.ctx);
+}
+
+int wschat__ws_close_sent(const struct wschat_client *c) {
+  return c->ws.ctx != NULL && wslay_event_get_close_sent(c->ws.ctx);
+}
+
+int wschat__ws_read_done(const struct wschat_client *c) {
+  return c->ws.failed ||
+         (c->ws.ctx != NULL && !wslay_event_get_read_enabled(c->ws.ctx));
+}
+
+void wschat__ws_trim(struct wschat_client *c) {
+  struct wschat__ws *w = &c->ws;
+  if (w->ctx == NULL || w->hlen != 0 || w->remaining != 0 || w->in_frag ||
+      w->failed || wslay_event_want_write(w->ctx) ||
+      wslay_event_get_close_sent(w->ctx))
+    return;
+  wslay_event_context_free(w->ctx);
+  w->ctx = NULL;
+}
+
+void wschat__ws_free(struct wschat_client *c) {
+  wslay_event_context_free(c->ws.ctx);
+  c->ws.ctx = NULL;
+}

@@ -1,0 +1,65 @@
+/*
+ * ws: the glue between a connection and wslay's event layer (RFC 6455
+ * framing, fragmentation, UTF-8 fail-fast, ping/pong, close handshake).
+ *
+ * Owns: the connection's wslay context while it exists, and a small frame
+ * header scanner that runs in front of wslay. The scanner catches what wslay
+ * answers too loosely (control frames over 125 bytes or fragmented, a close
+ * payload of 1 byte, a 64-bit length with its top bit set: all 1002; a
+ * message over the limit: 1009 with a reason) and knows where frames end, so
+ * an idle connection can give its wslay context back (about 9 KB).
+ * Never touches sockets: wslay's output goes to the connection's queue
+ * (wschat__conn_push_raw), messages go to wschat__conn_on_message.
+ */
+#ifndef WSCHAT_WS_H
+#define WSCHAT_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wslay/wslay.h>
+
+struct wschat_client;
+
+struct wschat__ws {
+  wslay_event_context_ptr ctx; /* owned; NULL while idle */
+  const uint8_t *in;           /* bytes being fed (not owned) */
+  size_t in_len;
+  uint64_t remaining; /* payload bytes left in the current frame */
+  uint64_t msg_len;   /* bytes of the data message in progress */
+  uint8_t hdr[14];    /* a frame header being collected */
+  uint8_t hlen;
+  uint8_t in_frag; /* a fragmented data message is in progress */
+  uint8_t failed;  /* read side is done (error or close received) */
+};
+
+/*
+ * Feeds bytes from the peer. Messages, pings and closes are handled through
+ * the connection. Returns 0, or -1 if the connection must be dropped
+ * without a close handshake (out of memory).
+ */
+int wschat__ws_feed(struct wschat_client *c, const uint8_t *data, size_t len);
+
+/*
+ * Queues a close frame (code, reason of at most 123 bytes or NULL) unless
+ * one was already queued, and pushes it to the output queue.
+ * Returns 0, or -1 when out of memory.
+ */
+int wschat__ws_close(struct wschat_client *c, int code, const char *reason);
+
+/* The close code this side sent (1006 if none was sent). */
+int wschat__ws_code_sent(const struct wschat_client *c);
+
+/* 1 if wslay has sent its close frame. */
+int wschat__ws_close_sent(const struct wschat_client *c);
+/* 1 if the read side is finished (close received or connection failed). */
+int wschat__ws_read_done(const struct wschat_client *c);
+
+/* Frees the wslay context if the connection is between messages with
+ * nothing pending; it is rebuilt when bytes arrive. */
+void wschat__ws_trim(struct wschat_client *c);
+
+/* Frees everything (connection teardown). */
+void wschat__ws_free(struct wschat_client *c);
+
+#endif
