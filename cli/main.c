@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <uv.h>
 #include <wschat.h>
 
 struct flag {

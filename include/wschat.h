@@ -23,7 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
+/* libuv's loop type (uv_loop_t is a typedef of it). Declared here so that
+ * this header does not pull in <uv.h> and its feature-macro needs; pass
+ * your uv_loop_t pointer as it is. */
+struct uv_loop_s;
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,7 +108,8 @@ enum wschat_option {
  * Ownership: the caller owns *out and frees it with wschat_server_free().
  * Returns 0, WSCHAT_EINVAL (out is NULL) or WSCHAT_ENOMEM.
  */
-WSCHAT_EXTERN int wschat_server_new(uv_loop_t *loop, struct wschat_server **out);
+WSCHAT_EXTERN int wschat_server_new(struct uv_loop_s *loop,
+                                    struct wschat_server **out);
 
 /*
  * Sets a numeric option (see enum wschat_option). Options are read when
@@ -121,7 +125,9 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
  * one; see wschat_server_port()). Does not take ownership of host.
  * Returns 0, WSCHAT_EADDR (bad host, or bind failed), WSCHAT_ESTATE
- * (already listening or shut down) or WSCHAT_EIO.
+ * (already listening or shut down) or WSCHAT_EIO. After a failure on the
+ * caller's loop, the listener handle is still closing: let the loop run
+ * once (uv_run(loop, UV_RUN_NOWAIT)) before wschat_server_free().
  */
 WSCHAT_EXTERN int wschat_server_listen(struct wschat_server *srv,
                                        const char *host, int port);
@@ -130,7 +136,8 @@ WSCHAT_EXTERN int wschat_server_listen(struct wschat_server *srv,
 WSCHAT_EXTERN int wschat_server_port(const struct wschat_server *srv);
 
 /* Returns the loop the server runs on (its own one if created with NULL). */
-WSCHAT_EXTERN uv_loop_t *wschat_server_loop(const struct wschat_server *srv);
+WSCHAT_EXTERN struct uv_loop_s *
+wschat_server_loop(const struct wschat_server *srv);
 
 /*
  * Runs the server's own loop until wschat_server_shutdown() completes.
@@ -239,9 +246,8 @@ WSCHAT_EXTERN void wschat_server_on_leave(struct wschat_server *srv,
 /* ---------------------------------------------------------------------- */
 /* Messages (valid only during the on_message call) */
 
-/* Returns the message's bytes (not NUL-terminated unless said) and stores
- * the length in *len. For text messages the bytes are valid UTF-8 and
- * followed by a NUL. */
+/* Returns the message's bytes (not NUL-terminated) and stores the length
+ * in *len. The bytes of a text message are valid UTF-8. */
 WSCHAT_EXTERN const char *wschat_message_text(const struct wschat_message *msg,
                                               size_t *len);
 /* Returns 1 for a binary message, 0 for text. */

@@ -187,7 +187,9 @@ int wschat__conn_push_raw(struct wschat_client *c, struct wschat__frame *f) {
 void wschat__conn_deliver(struct wschat_client *c, struct wschat__frame *f) {
   if (c->state != WSCHAT__CONN_OPEN || c->slow)
     return;
-  if (c->q.bytes + f->len > c->srv->max_output) {
+  /* The cap bounds the backlog: one frame onto an empty queue always fits,
+   * so a maximum-size message (plus its "[room] name: ") can be delivered. */
+  if (c->q.bytes > 0 && c->q.bytes + f->len > c->srv->max_output) {
     /* Closing here would change the room being walked: mark it, drop its
      * backlog, and let the flush close it. */
     outq_discard_unsent(&c->q);

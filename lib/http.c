@@ -286,6 +286,11 @@ static void finish(struct wschat__http *h) {
     return;
   }
 
+  if (p->http_major == 0 && p->http_minor == 9) {
+    /* "GET /" with no version: not an HTTP/1.x request line at all. */
+    fail(h, 400, "missing HTTP version in the request line");
+    return;
+  }
   if (p->http_major != 1 || p->http_minor != 1) {
     fail(h, 505, "unsupported HTTP version (only HTTP/1.1)");
     return;

@@ -57,7 +57,12 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
   case WSLAY_PONG:
     wschat__conn_on_pong(c);
     break;
-  default: /* pings are answered by wslay itself */
+  case WSLAY_PING:
+    /* wslay has queued the pong: send it now, so that it goes out before
+     * anything this same read produces after the ping. */
+    wslay_event_send(ctx);
+    break;
+  default:
     break;
   }
 }

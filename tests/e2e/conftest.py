@@ -1,0 +1,101 @@
+"""Shared fixtures for the end-to-end tests: they start the real chat-cli.
+
+The binary comes from $WSCHAT_CLI (meson sets it); every server listens on
+127.0.0.1 with --port 0, and its actual port is read from the one line it
+prints on start.  Every process started here is stopped at teardown.
+"""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+CLI = os.environ.get("WSCHAT_CLI", os.path.join(os.path.dirname(__file__), "..", "..", "build", "cli", "chat-cli"))
+START_RE = re.compile(r"^listening on ws://(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/$")
+
+
+class Server:
+    """A running chat-cli process."""
+
+    def __init__(self, args, host="127.0.0.1"):
+        self.args = [CLI, "--host", host, "--port", "0"] + list(args)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        line = self._readline(timeout=10)
+        m = START_RE.match(line.strip())
+        if not m:
+            self.stop()
+            raise RuntimeError("unexpected start line from chat-cli: %r (stderr: %s)" % (line, self.stderr_text()))
+        self.host = m.group("host").strip("[]")
+        self.port = int(m.group("port"))
+        hostpart = "[%s]" % self.host if ":" in self.host else self.host
+        self.url = "ws://%s:%d/" % (hostpart, self.port)
+
+    def _readline(self, timeout):
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    return self.proc.stdout.readline()
+                if self.proc.poll() is not None:
+                    break
+        finally:
+            sel.close()
+        return ""
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stderr_text(self):
+        if self.proc.poll() is None:
+            return ""
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
+    def terminate(self, sig=signal.SIGTERM, timeout=10):
+        """Send sig and wait; returns the exit code (None if it had to be killed)."""
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.terminate()
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
+
+
+@pytest.fixture
+def start_server():
+    """Factory: start_server("--echo", "--max-message", "100") -> Server (stopped at teardown)."""
+    started = []
+
+    def _start(*args, host="127.0.0.1"):
+        s = Server(args, host=host)
+        started.append(s)
+        return s
+
+    yield _start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def echo_server(start_server):
+    return start_server("--echo")
+
+
+@pytest.fixture
+def chat_server(start_server):
+    return start_server()

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the build into a temporary DESTDIR, then builds tests/external/hello.c
+# the way a user would, with `pkg-config --cflags --libs wschat`, and runs it.
+# Also checks that only wschat_* symbols are exported and that the SONAME is set.
+set -eu
+build=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+DESTDIR="$tmp/root" meson install -C "$build" --no-rebuild --quiet >/dev/null
+libdir=$(find "$tmp/root" -name 'libwschat.so' -printf '%h\n' | head -n 1)
+pcdir=$(find "$tmp/root" -name 'wschat.pc' -printf '%h\n' | head -n 1)
+test -n "$libdir" && test -n "$pcdir"
+test -f "$libdir/libwschat.a"
+test -n "$(find "$tmp/root" -name wschat.h)"
+test -x "$(find "$tmp/root" -name chat-cli | head -n 1)"
+flags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config --cflags --libs wschat)
+echo "pkg-config --cflags --libs wschat: $flags"
+cc -std=c11 -Wall -Wextra -Werror -o "$tmp/hello" "$src/tests/external/hello.c" $flags
+LD_LIBRARY_PATH="$libdir" "$tmp/hello"
+soname=$(objdump -p "$libdir/libwschat.so" | awk '/SONAME/ {print $2}')
+echo "SONAME: $soname"
+test "$soname" = "libwschat.so.0"
+bad=$(nm -D --defined-only "$libdir/libwschat.so" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^wschat_' || true)
+if [ -n "$bad" ]; then echo "exported symbols outside wschat_*: $bad"; exit 1; fi
+echo "ok"
