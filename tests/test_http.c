@@ -364,7 +364,7 @@ START_TEST(fail_505_version) {
   expect_all_chunkings("GET / HTTP/1.0\r\nHost: x\r\n" UPG_TAIL, 505);
   expect_all_chunkings("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
   expect_all_chunkings("GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505);
-  expect_all_chunkings("GET /\r\n\r\n", 505); /* HTTP/0.9-style */
+  expect_all_chunkings("GET /\r\n\r\n", 400); /* HTTP/0.9-style: no version */
 }
 END_TEST
 
