@@ -18,6 +18,10 @@ flags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config -
 echo "pkg-config --cflags --libs wschat: $flags"
 cc -std=c11 -Wall -Wextra -Werror -o "$tmp/hello" "$src/tests/external/hello.c" $flags
 LD_LIBRARY_PATH="$libdir" "$tmp/hello"
+# The README's embedding example must compile as shown.
+awk '/^```c$/ {on=1; next} /^```$/ {if (on) exit} on' "$src/README.md" >"$tmp/readme.c"
+test -s "$tmp/readme.c"
+cc -std=c11 -Wall -Wextra -Werror -o "$tmp/readme" "$tmp/readme.c" $flags
 soname=$(objdump -p "$libdir/libwschat.so" | awk '/SONAME/ {print $2}')
 echo "SONAME: $soname"
 test "$soname" = "libwschat.so.0"
