@@ -179,25 +179,16 @@ void wschat__conn_on_pong(struct wschat_client *c) { c->ping_out = 0; }
 int wschat__conn_push_raw(struct wschat_client *c, struct wschat__frame *f) {
   if (outq_push(&c->q, f) != 0)
     return -1;
-  if (!c->dirty && !c->writing)
+  if (!c->dirty)
     wschat__server_mark_dirty(c->srv, c);
   return 0;
 }
 
 void wschat__conn_deliver(struct wschat_client *c, struct wschat__frame *f) {
+  /* No cap check here: within a loop turn a fast reader may be handed more
+   * than the cap, which the kernel then takes at once. The flush judges. */
   if (c->state != WSCHAT__CONN_OPEN || c->slow)
     return;
-  /* The cap bounds the backlog: one frame onto an empty queue always fits,
-   * so a maximum-size message (plus its "[room] name: ") can be delivered. */
-  if (c->q.bytes > 0 && c->q.bytes + f->len > c->srv->max_output) {
-    /* Closing here would change the room being walked: mark it, drop its
-     * backlog, and let the flush close it. */
-    outq_discard_unsent(&c->q);
-    c->slow = 1;
-    if (!c->dirty)
-      wschat__server_mark_dirty(c->srv, c);
-    return;
-  }
   if (wschat__conn_push_raw(c, wschat__frame_ref(f)) != 0) {
     wschat__frame_unref(f);
     wschat__conn_drop(c, 1011);
@@ -258,16 +249,39 @@ static void write_cb(uv_write_t *req, int status) {
   wschat__conn_flush(c);
 }
 
+/* What the kernel would not take, beyond the frame being written (so one
+ * message larger than the cap is not by itself a slow consumer). */
+static size_t backlog(const struct wschat__outq *q) {
+  if (q->head == q->tail)
+    return 0;
+  return q->bytes - (q->v[q->head]->len - q->off);
+}
+
+static void write_queue(struct wschat_client *c);
+
 void wschat__conn_flush(struct wschat_client *c) {
   if (c->state == WSCHAT__CONN_DEAD)
     return;
-  if (c->slow == 1) {
-    c->slow = 2;
+  if (!c->writing)
+    write_queue(c);
+  if (c->state == WSCHAT__CONN_DEAD)
+    return;
+  if (!c->slow && c->state == WSCHAT__CONN_OPEN &&
+      backlog(&c->q) > c->srv->max_output) {
+    /* Over the cap: drop the backlog (nobody else waits for it) and close;
+     * the close frame waits behind what is already in the kernel's hands. */
+    c->slow = 1;
+    outq_discard_unsent(&c->q);
     wschat__conn_close(c, 1008, "slow consumer");
     c->shut = 1; /* do not wait for a peer that does not read */
+    if (!c->writing)
+      write_queue(c);
   }
-  if (c->writing)
-    return;
+}
+
+/* One writev of everything queued (up to WSCHAT__IOV frames at a time);
+ * what the socket does not take goes to uv_write and write_cb. */
+static void write_queue(struct wschat_client *c) {
   uv_buf_t *iov = c->srv->iov;
   while (c->q.head < c->q.tail) {
     size_t nb, total = fill_iov(c, iov, &nb);

@@ -52,7 +52,7 @@ struct wschat_client {
   uint8_t ended;       /* on_disconnect ran */
   uint8_t ping_out;    /* a ping is unanswered */
   uint8_t shut;        /* after the queue drains: shutdown, then close */
-  uint8_t slow;        /* over the output cap: closed at the next flush */
+  uint8_t slow;        /* closed as a slow consumer: deliver nothing more */
   uint16_t reject_code;
   uint16_t end_code; /* close code sent or received */
   size_t idx;        /* index in the server's connection array */
@@ -80,8 +80,9 @@ int wschat__conn_push_raw(struct wschat_client *c, struct wschat__frame *f);
 
 /*
  * Delivers a data frame: adds a reference (the caller keeps its own) if the
- * client is open; a client whose queue would pass the output cap is closed
- * with 1008 "slow consumer" instead. Never blocks anyone else.
+ * client is open. Never changes memberships and never blocks anyone: the
+ * flush closes a client whose unwritten backlog passes the output cap with
+ * 1008 "slow consumer".
  */
 void wschat__conn_deliver(struct wschat_client *c, struct wschat__frame *f);
 

@@ -9,6 +9,7 @@
  */
 #include "ws.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
@@ -41,6 +42,58 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
   return (ssize_t)len;
 }
 
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *a,
+                           void *user) {
+  (void)ctx;
+  struct wschat__ws *w = &((struct wschat_client *)user)->ws;
+  w->frame_ctrl = (a->opcode & 8) != 0;
+  w->frame_fin = a->fin;
+  w->frame_first = a->opcode != WSLAY_CONTINUATION_FRAME;
+  w->frame_len = a->payload_length;
+  w->frame_off = 0;
+  if (!w->frame_ctrl && w->frame_first)
+    w->buf_len = 0;
+}
+
+/* Data bytes of a data frame (wslay keeps control frames itself). A
+ * one-frame message that arrives in one chunk is used where it lies, in
+ * wslay's input buffer, until on_msg_recv (no copy, no allocation); any
+ * other goes into the connection's reusable buffer. The scanner has already
+ * refused anything over max_message, so the buffer stays within it. */
+static void on_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *a,
+                           void *user) {
+  struct wschat__ws *w = &((struct wschat_client *)user)->ws;
+  if (w->frame_ctrl)
+    return;
+  if (w->frame_first && w->frame_fin && w->frame_off == 0 &&
+      a->data_length == w->frame_len) {
+    w->direct = a->data;
+    w->direct_len = a->data_length;
+    w->frame_off = a->data_length;
+    return;
+  }
+  if (w->buf_len + a->data_length > w->buf_cap) {
+    size_t cap = w->buf_cap ? w->buf_cap : 256;
+    while (cap < w->buf_len + a->data_length)
+      cap *= 2;
+    uint8_t *b = realloc(w->buf, cap);
+    if (b == NULL) {
+      wslay_event_set_error(ctx, WSLAY_ERR_NOMEM);
+      wslay_event_shutdown_read(ctx);
+      w->failed = 1;
+      return;
+    }
+    w->buf = b;
+    w->buf_cap = cap;
+  }
+  if (a->data_length)
+    memcpy(w->buf + w->buf_len, a->data, a->data_length);
+  w->buf_len += a->data_length;
+  w->frame_off += a->data_length;
+}
+
 static void on_msg_recv(wslay_event_context_ptr ctx,
                         const struct wslay_event_on_msg_recv_arg *arg,
                         void *user) {
@@ -48,9 +101,15 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
   struct wschat_client *c = user;
   switch (arg->opcode) {
   case WSLAY_TEXT_FRAME:
-  case WSLAY_BINARY_FRAME:
-    wschat__conn_on_message(c, arg->opcode, arg->msg, arg->msg_length);
+  case WSLAY_BINARY_FRAME: {
+    struct wschat__ws *w = &c->ws;
+    const uint8_t *msg = w->direct ? w->direct : w->buf;
+    size_t len = w->direct ? w->direct_len : w->buf_len;
+    w->direct = NULL;
+    w->buf_len = 0;
+    wschat__conn_on_message(c, arg->opcode, msg, len);
     break;
+  }
   case WSLAY_CONNECTION_CLOSE:
     wschat__conn_on_close(c, arg->status_code ? arg->status_code : 1005);
     break;
@@ -71,12 +130,14 @@ static int ensure_ctx(struct wschat_client *c) {
   if (c->ws.ctx != NULL)
     return 0;
   static const struct wslay_event_callbacks cbs = {
-      recv_cb, send_cb, NULL, NULL, NULL, NULL, on_msg_recv,
+      recv_cb,        send_cb, NULL, on_frame_start,
+      on_frame_chunk, NULL,    on_msg_recv,
   };
   if (wslay_event_context_server_init(&c->ws.ctx, &cbs, c) != 0) {
     c->ws.ctx = NULL;
     return -1;
   }
+  wslay_event_config_set_no_buffering(c->ws.ctx, 1);
   /* scan() enforces the limit with a reason; this is a second fence. */
   wslay_event_config_set_max_recv_msg_length(c->ws.ctx,
                                              c->srv->max_message + 1);
@@ -216,9 +277,14 @@ void wschat__ws_trim(struct wschat_client *c) {
     return;
   wslay_event_context_free(w->ctx);
   w->ctx = NULL;
+  free(w->buf);
+  w->buf = NULL;
+  w->buf_len = w->buf_cap = 0;
 }
 
 void wschat__ws_free(struct wschat_client *c) {
   wslay_event_context_free(c->ws.ctx);
   c->ws.ctx = NULL;
+  free(c->ws.buf);
+  c->ws.buf = NULL;
 }

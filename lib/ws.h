@@ -31,6 +31,13 @@ struct wschat__ws {
   uint8_t hlen;
   uint8_t in_frag; /* a fragmented data message is in progress */
   uint8_t failed;  /* read side is done (error or close received) */
+  /* the data message being received (wslay runs without buffering) */
+  uint8_t frame_ctrl, frame_fin, frame_first;
+  uint64_t frame_len, frame_off;
+  const uint8_t *direct; /* whole one-frame message inside wslay's buffer */
+  size_t direct_len;
+  uint8_t *buf; /* owned: a fragmented or chunked message, reused */
+  size_t buf_len, buf_cap;
 };
 
 /*
