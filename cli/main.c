@@ -127,9 +127,8 @@ int main(int argc, char **argv) {
   const char *host = "127.0.0.1";
   long long port = 8765;
   struct {
-    enum wschat_option opt;
     long long value;
-    int set;
+    enum wschat_option opt;
   } opts[8] = {{0}};
   int nopts = 0, echo = 0;
 
@@ -195,8 +194,7 @@ int main(int argc, char **argv) {
                             : "invalid %s %s (expected a number of bytes)",
                     name, val);
       opts[nopts].opt = opt;
-      opts[nopts].value = v;
-      opts[nopts++].set = 1;
+      opts[nopts++].value = v;
     }
   }
 

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -21,7 +22,10 @@ class Server:
 
     def __init__(self, args, host="127.0.0.1"):
         self.args = [CLI, "--host", host, "--port", "0"] + list(args)
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # stderr goes to a file, not a pipe: a server that logs a lot must
+        # never block on a pipe nobody drains.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
                                      text=True, bufsize=1)
         line = self._readline(timeout=10)
         m = START_RE.match(line.strip())
@@ -52,9 +56,8 @@ class Server:
         return self.proc.poll() is None
 
     def stderr_text(self):
-        if self.proc.poll() is None:
-            return ""
-        return self.proc.stderr.read() if self.proc.stderr else ""
+        self._stderr.seek(0)
+        return self._stderr.read()
 
     def terminate(self, sig=signal.SIGTERM, timeout=10):
         """Send sig and wait; returns the exit code (None if it had to be killed)."""
@@ -71,9 +74,9 @@ class Server:
     def stop(self):
         if self.proc.poll() is None:
             self.terminate()
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f:
-                f.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr.close()
 
 
 @pytest.fixture
