@@ -35,7 +35,7 @@ static const struct flag flags[] = {
      "largest HTTP request head (larger: HTTP 431)"},
     {"--handshake-timeout", "SECONDS", "10",
      "time allowed to complete the HTTP upgrade"},
-    {"--ping-interval", "SECONDS", "20", "ping a peer after this much silence"},
+    {"--ping-interval", "SECONDS", "20", "ping a peer after this much silence (each up to a quarter sooner, to spread pings)"},
     {"--ping-timeout", "SECONDS", "20",
      "close a peer that has not answered a ping by then (1011)"},
     {"--close-timeout", "SECONDS", "3",

@@ -95,7 +95,8 @@ enum wschat_option {
   WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client; 1 MiB */
   WSCHAT_OPT_MAX_HEADER,            /* bytes of HTTP request head; 8192 */
   WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS,  /* default 10000 */
-  WSCHAT_OPT_PING_INTERVAL_MS,      /* ping after this much silence; 20000 */
+  WSCHAT_OPT_PING_INTERVAL_MS,      /* ping after this much silence (each
+                                       client up to 1/4 sooner); 20000 */
   WSCHAT_OPT_PING_TIMEOUT_MS,       /* close if no answer by then; 20000 */
   WSCHAT_OPT_CLOSE_TIMEOUT_MS,      /* wait for the peer's close; 3000 */
   WSCHAT_OPT_BACKLOG,               /* listen() backlog; default 1024 */

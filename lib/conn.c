@@ -337,7 +337,7 @@ static void respond(struct wschat_client *c, int status, const char *body,
   end(c, status);
 }
 
-static void feed(struct wschat_client *c, const uint8_t *data, size_t len) {
+static void feed(struct wschat_client *c, uint8_t *data, size_t len) {
   if (wschat__ws_feed(c, data, len) != 0) {
     wschat__conn_drop(c, 1011);
     return;
@@ -397,7 +397,7 @@ static void plain_request(struct wschat_client *c) {
     respond(c, 404, "not found", head);
 }
 
-static void handshake(struct wschat_client *c, const char *data, size_t len) {
+static void handshake(struct wschat_client *c, char *data, size_t len) {
   struct wschat_server *srv = c->srv;
   size_t used = wschat__http_feed(c->http, data, len);
   enum wschat__http_state st = wschat__http_state(c->http);
@@ -430,7 +430,7 @@ static void handshake(struct wschat_client *c, const char *data, size_t len) {
   }
   open_ws(c);
   if (c->state == WSCHAT__CONN_OPEN && used < len)
-    feed(c, (const uint8_t *)data + used, len - used);
+    feed(c, (uint8_t *)data + used, len - used);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf) {
@@ -457,7 +457,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     handshake(c, buf->base, (size_t)n);
   else if (c->state == WSCHAT__CONN_OPEN ||
            (c->state == WSCHAT__CONN_CLOSING && c->http == NULL))
-    feed(c, (const uint8_t *)buf->base, (size_t)n);
+    feed(c, (uint8_t *)buf->base, (size_t)n);
 }
 
 void wschat__conn_accept(struct wschat_server *srv, uv_stream_t *listener) {
@@ -522,7 +522,12 @@ void wschat__conn_sweep(struct wschat_client *c, uint64_t now) {
         wschat__conn_close(c, 1011, "ping timeout");
         c->shut = 1; /* a silent peer will not answer our close either */
       }
-    } else if (now - c->since_ms >= srv->ping_interval_ms) {
+    } else if (now - c->since_ms >=
+               srv->ping_interval_ms -
+                   (c->id * 2654435761u) % (srv->ping_interval_ms / 4 + 1)) {
+      /* Each client pings a little early, by up to a quarter of the
+       * interval (fixed per client), so that clients that joined together
+       * are not all pinged in the same loop turn. */
       if (wschat__conn_push_raw(c, wschat__frame_ref(srv->ping_frame)) != 0) {
         wschat__frame_unref(srv->ping_frame);
         break;

@@ -2,11 +2,22 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int wschat__utf8_valid(const char *str, size_t len) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < len) {
+    /* ASCII runs, eight bytes at a time. */
+    while (len - i >= 8) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (w & UINT64_C(0x8080808080808080))
+        break;
+      i += 8;
+    }
+    if (i == len)
+      break;
     unsigned char c = s[i];
     if (c < 0x80) {
       i++;

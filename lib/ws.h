@@ -8,6 +8,11 @@
  * payload of 1 byte, a 64-bit length with its top bit set: all 1002; a
  * message over the limit: 1009 with a reason) and knows where frames end, so
  * an idle connection can give its wslay context back (about 9 KB).
+ * A fast path in front of both takes the common case, a whole, final,
+ * masked text or binary frame at a frame boundary: it unmasks eight bytes
+ * at a time and checks UTF-8 with an ASCII fast path, where wslay works a
+ * byte at a time. Everything else (control frames, fragments, partial or
+ * 64-bit-length frames, invalid UTF-8, reserved bits) goes to wslay.
  * Never touches sockets: wslay's output goes to the connection's queue
  * (wschat__conn_push_raw), messages go to wschat__conn_on_message.
  */
@@ -42,10 +47,11 @@ struct wschat__ws {
 
 /*
  * Feeds bytes from the peer. Messages, pings and closes are handled through
- * the connection. Returns 0, or -1 if the connection must be dropped
+ * the connection. data is the server's read buffer: the fast path unmasks
+ * frames in place. Returns 0, or -1 if the connection must be dropped
  * without a close handshake (out of memory).
  */
-int wschat__ws_feed(struct wschat_client *c, const uint8_t *data, size_t len);
+int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len);
 
 /*
  * Queues a close frame (code, reason of at most 123 bytes or NULL) unless

@@ -352,3 +352,34 @@ def test_ping_from_websockets_client_answered(server):
             waiter = await ws.ping(b"are you there")
             await asyncio.wait_for(waiter, 3)
     run(go())
+
+
+def test_whole_frames_and_wslay_frames_mixed_in_one_write(server):
+    # The server takes whole single-frame messages on a fast path and hands
+    # everything else to wslay. In one write: whole frames (fast path), a ping,
+    # a fragmented message, a 64-bit-length frame (wslay), whole frames again,
+    # then a whole text frame with invalid UTF-8 and a frame after it. Echoes
+    # and the pong must come in order, then close 1007, and nothing after it.
+    big = os.urandom(70000)
+    parts = [
+        encode_frame(OP_TEXT, b"one"),
+        encode_frame(OP_BINARY, b"\x00\xff" * 100),
+        encode_frame(wsraw.OP_PING, b"p"),
+        encode_frame(OP_TEXT, b"frag-", fin=False),
+        encode_frame(OP_CONT, b"ment"),
+        encode_frame(OP_BINARY, big),
+        encode_frame(OP_TEXT, "caf\u00e9".encode() * 50),
+        encode_frame(OP_TEXT, b"ok \xc3\x28 bad"),
+        encode_frame(OP_TEXT, b"never echoed"),
+    ]
+    with RawWS.open(server, timeout=5) as ws:
+        ws.send(b"".join(parts))
+        assert ws.recv_message() == (OP_TEXT, b"one")
+        assert ws.recv_message() == (OP_BINARY, b"\x00\xff" * 100)
+        f = ws.recv_frame()
+        assert (f.opcode, f.payload) == (wsraw.OP_PONG, b"p"), f
+        assert ws.recv_message() == (OP_TEXT, b"frag-ment")
+        assert ws.recv_message() == (OP_BINARY, big)
+        assert ws.recv_message() == (OP_TEXT, "caf\u00e9".encode() * 50)
+        f = ws.recv_frame()
+        assert f.opcode == wsraw.OP_CLOSE and f.close_code == 1007, f
