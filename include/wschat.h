@@ -115,7 +115,8 @@ WSCHAT_EXTERN int wschat_server_new(struct uv_loop_s *loop,
 /*
  * Sets a numeric option (see enum wschat_option). Options are read when
  * they are needed; set them before wschat_server_listen().
- * Returns 0 or WSCHAT_EINVAL (unknown option or value out of range).
+ * Returns 0, WSCHAT_EINVAL (unknown option or value out of range) or
+ * WSCHAT_ESTATE (WSCHAT_OPT_MODE once listening).
  */
 WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
                                            enum wschat_option opt,
@@ -126,9 +127,10 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
  * one; see wschat_server_port()). Does not take ownership of host.
  * Returns 0, WSCHAT_EADDR (bad host, or bind failed), WSCHAT_ESTATE
- * (already listening or shut down) or WSCHAT_EIO. After a failure on the
- * caller's loop, the listener handle is still closing: let the loop run
- * once (uv_run(loop, UV_RUN_NOWAIT)) before wschat_server_free().
+ * (already listening, shut down, or the handle of a failed listen is still
+ * closing) or WSCHAT_EIO. After a failure on the caller's loop, let the
+ * loop run once (uv_run(loop, UV_RUN_NOWAIT)) before listening again or
+ * calling wschat_server_free().
  */
 WSCHAT_EXTERN int wschat_server_listen(struct wschat_server *srv,
                                        const char *host, int port);
@@ -155,8 +157,9 @@ typedef void (*wschat_shutdown_cb)(struct wschat_server *srv, void *user);
 /*
  * Starts a graceful shutdown: stops listening, sends every client a close
  * frame with 1001 "server shutting down", flushes, and closes each client
- * when its close handshake completes or after the close timeout. Calls cb
- * (if not NULL) once at the end. A second call does nothing.
+ * when its close handshake completes or after the close timeout. Rooms are
+ * not told of each leave (the hooks still run). Calls cb (if not NULL)
+ * once at the end. A second call does nothing.
  * Returns 0 or WSCHAT_ESTATE (already shutting down).
  */
 WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
@@ -173,7 +176,8 @@ WSCHAT_EXTERN int wschat_server_free(struct wschat_server *srv);
  * Thread-safe. Broadcasts a text message to a room (NULL: everyone) from
  * any thread. Copies text; the message is delivered on the loop thread,
  * in the order of the calls.
- * Returns 0, WSCHAT_ENOMEM or WSCHAT_ECLOSED (the server is shutting down).
+ * Returns 0, WSCHAT_EINVAL (invalid UTF-8), WSCHAT_ENOMEM or WSCHAT_ECLOSED
+ * (not listening yet, or a shutdown has begun).
  */
 WSCHAT_EXTERN int wschat_server_post_broadcast(struct wschat_server *srv,
                                                const char *room,
@@ -203,8 +207,10 @@ typedef int (*wschat_connect_cb)(struct wschat_client *client, void *user);
 /*
  * Called once when a client is gone (or is going: its socket may still be
  * flushing), with the close code sent or received (1006 if the connection
- * dropped without one). In chat mode the client has already left its room.
- * The client pointer is invalid after this returns.
+ * dropped without one; the HTTP status if it was refused with one in
+ * on_connect). In chat mode the client has already left its room (after
+ * on_leave). Sending to it from here returns WSCHAT_ECLOSED. The client
+ * pointer is invalid after this returns.
  */
 typedef void (*wschat_disconnect_cb)(struct wschat_client *client, int code,
                                      void *user);
@@ -256,7 +262,8 @@ WSCHAT_EXTERN int wschat_message_is_binary(const struct wschat_message *msg);
 /*
  * Replaces the text that the built-in handling will see (copies text).
  * E.g. rewrite "/shrug" into a plain line.
- * Returns 0, WSCHAT_ETOOBIG or WSCHAT_ENOMEM.
+ * Returns 0, WSCHAT_EINVAL (text is not valid UTF-8), WSCHAT_ETOOBIG (over
+ * WSCHAT_OPT_MAX_MESSAGE) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_message_replace(struct wschat_message *msg,
                                          const char *text, size_t len);
@@ -296,10 +303,12 @@ WSCHAT_EXTERN void *wschat_client_get_data(const struct wschat_client *client);
 
 /*
  * Only in on_connect: refuse the client. code 400-599 answers the request
- * with that HTTP status and reason as the body; code 1000 or 3000-4999
- * accepts the upgrade and then closes with that code and reason (for
- * browsers, which cannot see an HTTP status). reason may be NULL; copied.
- * Returns 0, WSCHAT_EINVAL (bad code) or WSCHAT_ESTATE (not in on_connect).
+ * with that HTTP status and reason as the body; a close code (1000, 1001,
+ * 1008, 1011 or 3000-4999) accepts the upgrade and then closes with that
+ * code and reason (for browsers, which cannot see an HTTP status). reason
+ * may be NULL, else valid UTF-8 of at most 123 bytes; copied.
+ * Returns 0, WSCHAT_EINVAL (bad code or reason), WSCHAT_ESTATE (not in
+ * on_connect) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_reject(struct wschat_client *client, int code,
                                        const char *reason);
@@ -316,7 +325,8 @@ WSCHAT_EXTERN int wschat_client_send_binary(struct wschat_client *client,
 
 /*
  * Starts closing a client with code (1000, 1001, 1008, 1011 or 3000-4999)
- * and reason (NULL or at most 123 bytes; copied). on_disconnect follows.
+ * and reason (NULL, or valid UTF-8 of at most 123 bytes; copied).
+ * on_disconnect follows (from inside this call).
  * Returns 0, WSCHAT_EINVAL or WSCHAT_ECLOSED (already closing).
  */
 WSCHAT_EXTERN int wschat_client_close(struct wschat_client *client, int code,
@@ -343,8 +353,10 @@ WSCHAT_EXTERN int wschat_server_broadcast(struct wschat_server *srv,
 
 /*
  * Moves a client into room (created if new), leaving its current room;
- * both rooms see the usual notices and the join/leave hooks run.
- * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ECLOSED or WSCHAT_ENOMEM.
+ * both rooms see the usual notices, then on_leave and on_join run (after
+ * the move is complete).
+ * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ECLOSED, WSCHAT_ESTATE
+ * (echo mode) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_join(struct wschat_client *client,
                                      const char *room);
@@ -354,7 +366,8 @@ WSCHAT_EXTERN int wschat_client_leave(struct wschat_client *client);
 
 /*
  * Renames a client; its room sees "* OLD is now known as NEW".
- * Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN, WSCHAT_ECLOSED or WSCHAT_ENOMEM.
+ * Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN, WSCHAT_ECLOSED, WSCHAT_ESTATE
+ * (echo mode) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_rename(struct wschat_client *client,
                                        const char *name);

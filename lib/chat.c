@@ -144,26 +144,24 @@ static void shown(char *out, size_t cap, const char *s, size_t len) {
 static const char name_rule[] = "use 1-32 letters, digits, - or _";
 static const char room_rule[] = "use 1-64 letters, digits, -, _ or .";
 
-static void notify_join(struct wschat_client *c, int include_self) {
-  struct wschat_server *srv = c->srv;
+/* "* NAME joined #ROOM" to the client's room (the client too, or not). */
+static void publish_join(struct wschat_client *c, int include_self) {
   struct parts ps = {.n = 0};
   adds(&ps, "* ");
   adds(&ps, c->name);
   adds(&ps, " joined #");
   adds(&ps, c->room->name);
-  publish_parts(srv, c->room->name, include_self ? NULL : c, &ps);
-  if (srv->on_join)
-    srv->on_join(c, c->room->name, srv->on_join_user);
+  publish_parts(c->srv, c->room->name, include_self ? NULL : c, &ps);
 }
 
-/* Takes c out of its room and tells the room. */
-static void leave_room(struct wschat_client *c, const char *reason) {
+/* "* NAME left #ROOM[ (REASON)]" to what is left of room, if anything.
+ * Nothing during a shutdown: everybody is leaving, and telling each of N
+ * clients about the N-1 others would cost N*N/2 frames. */
+static void publish_leave(struct wschat_client *c, const char *room,
+                          const char *reason) {
   struct wschat_server *srv = c->srv;
-  if (c->room == NULL)
+  if (srv->shutting_down || wschat__room_find(srv, room) == NULL)
     return;
-  char room[65];
-  memcpy(room, c->room->name, sizeof(room));
-  wschat__room_remove(srv, c);
   struct parts ps = {.n = 0};
   adds(&ps, "* ");
   adds(&ps, c->name);
@@ -174,22 +172,45 @@ static void leave_room(struct wschat_client *c, const char *reason) {
     adds(&ps, reason);
     adds(&ps, ")");
   }
-  if (wschat__room_find(srv, room) != NULL)
-    publish_parts(srv, room, NULL, &ps);
+  publish_parts(srv, room, NULL, &ps);
+}
+
+/* Hooks run last, after every membership change and notice is done, so a
+ * hook that closes or moves clients finds the chat in a settled state. */
+static void hook_join(struct wschat_client *c) {
+  struct wschat_server *srv = c->srv;
+  if (srv->on_join && c->state == WSCHAT__CONN_OPEN && c->room != NULL)
+    srv->on_join(c, c->room->name, srv->on_join_user);
+}
+
+static void hook_leave(struct wschat_client *c, const char *room,
+                       const char *reason) {
+  struct wschat_server *srv = c->srv;
   if (srv->on_leave)
     srv->on_leave(c, room, reason, srv->on_leave_user);
 }
 
-/* Moves c to room (valid name): the old room and the new one are told. */
+/* Moves c to room (a valid name, not its current room): membership first,
+ * then both notices, then the hooks. */
 static int move(struct wschat_client *c, const char *room) {
   struct wschat__room *r = wschat__room_open(c->srv, room);
   if (r == NULL)
     return WSCHAT_ENOMEM;
-  leave_room(c, NULL);
-  /* leave_room may have freed an empty room; r is another one (names
-   * differ) or lobby, which is never freed. */
+  char old[65] = "";
+  if (c->room != NULL) {
+    memcpy(old, c->room->name, sizeof(old));
+    /* May free the old room; r is another room, or lobby, never freed. */
+    wschat__room_remove(c->srv, c);
+  }
   wschat__room_add(r, c);
-  notify_join(c, 1);
+  if (old[0])
+    publish_leave(c, old, NULL);
+  publish_join(c, 1);
+  struct wschat__room *now = c->room;
+  if (old[0])
+    hook_leave(c, old, NULL);
+  if (c->room == now)
+    hook_join(c);
   return 0;
 }
 
@@ -278,14 +299,22 @@ int wschat__chat_open(struct wschat_client *c) {
          r->name);
   for (int i = 0; i < nerr; i++)
     wschat__chat_reply(c, errs[i]);
-  notify_join(c, 0);
+  publish_join(c, 0);
+  hook_join(c);
   return 0;
 }
 
 void wschat__chat_detach(struct wschat_client *c, const char *reason) {
-  leave_room(c, reason);
-  if (c->name[0] && wschat__map_get(&c->srv->names, c->name) == c)
-    wschat__map_del(&c->srv->names, c->name);
+  struct wschat_server *srv = c->srv;
+  if (c->name[0] && wschat__map_get(&srv->names, c->name) == c)
+    wschat__map_del(&srv->names, c->name);
+  if (c->room == NULL)
+    return;
+  char room[65];
+  memcpy(room, c->room->name, sizeof(room));
+  wschat__room_remove(srv, c);
+  publish_leave(c, room, reason);
+  hook_leave(c, room, reason);
 }
 
 void wschat__chat_free(struct wschat_server *srv) {
@@ -561,8 +590,10 @@ int wschat_server_broadcast(struct wschat_server *srv, const char *room,
 int wschat_client_join(struct wschat_client *c, const char *room) {
   if (room == NULL || !wschat__room_valid(room, strlen(room)))
     return WSCHAT_EROOM;
-  if (c->state != WSCHAT__CONN_OPEN || c->room == NULL)
+  if (c->state != WSCHAT__CONN_OPEN)
     return WSCHAT_ECLOSED;
+  if (c->room == NULL)
+    return WSCHAT_ESTATE; /* echo mode */
   if (strcasecmp(c->room->name, room) == 0)
     return WSCHAT_ESAMEROOM;
   return move(c, room);
@@ -575,8 +606,10 @@ int wschat_client_leave(struct wschat_client *c) {
 int wschat_client_rename(struct wschat_client *c, const char *name) {
   if (name == NULL)
     return WSCHAT_ENAME;
-  if (c->state != WSCHAT__CONN_OPEN || c->room == NULL)
+  if (c->state != WSCHAT__CONN_OPEN)
     return WSCHAT_ECLOSED;
+  if (c->room == NULL)
+    return WSCHAT_ESTATE; /* echo mode */
   int r = check_new_name(c, name, strlen(name));
   return r != 0 ? r : rename_to(c, name);
 }

@@ -22,6 +22,7 @@
 struct wschat_message {
   const char *text;
   size_t len;
+  size_t max; /* the server's max_message */
   int binary;
   char *replaced; /* owned, from wschat_message_replace() */
 };
@@ -120,8 +121,8 @@ static void end(struct wschat_client *c, int code) {
 void wschat__conn_drop(struct wschat_client *c, int code) {
   if (c->state == WSCHAT__CONN_DEAD)
     return;
+  c->state = WSCHAT__CONN_DEAD; /* hooks below see a closed client */
   end(c, code ? code : 1006);
-  c->state = WSCHAT__CONN_DEAD;
   uv_close((uv_handle_t *)&c->tcp, on_close_cb);
 }
 
@@ -145,6 +146,24 @@ void wschat__conn_close(struct wschat_client *c, int code, const char *reason) {
   }
   if (c->state != WSCHAT__CONN_OPEN)
     return;
+  if (c->ws.ctx == NULL) {
+    /* Idle (no wslay context): send the close frame ourselves rather than
+     * build a context (about 9 KB) for one frame. Input is discarded from
+     * now on; FIN follows the frame, then we wait for EOF or the deadline.
+     * A shutdown of 19,000 idle clients needs no memory this way. */
+    uint8_t payload[125];
+    size_t n = wschat__ws_close_payload(payload, code, reason);
+    struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_CLOSE, payload, n);
+    if (f == NULL || wschat__conn_push_raw(c, f) != 0) {
+      wschat__frame_unref(f);
+      wschat__conn_drop(c, 1011);
+      return;
+    }
+    c->ws.failed = 1;
+    c->shut = 1;
+    begin_closing(c, code);
+    return;
+  }
   if (wschat__ws_close(c, code, reason) != 0) {
     wschat__conn_drop(c, 1011);
     return;
@@ -187,12 +206,15 @@ int wschat__conn_push_raw(struct wschat_client *c, struct wschat__frame *f) {
 void wschat__conn_deliver(struct wschat_client *c, struct wschat__frame *f) {
   /* No cap check here: within a loop turn a fast reader may be handed more
    * than the cap, which the kernel then takes at once. The flush judges. */
-  if (c->state != WSCHAT__CONN_OPEN || c->slow)
+  if (c->state != WSCHAT__CONN_OPEN || c->doom)
     return;
-  if (wschat__conn_push_raw(c, wschat__frame_ref(f)) != 0) {
+  if (outq_push(&c->q, wschat__frame_ref(f)) != 0) {
+    /* Out of memory: close at the flush, not here (we may be in the middle
+     * of walking this client's room). */
     wschat__frame_unref(f);
-    wschat__conn_drop(c, 1011);
+    c->doom = 1011;
   }
+  wschat__server_mark_dirty(c->srv, c);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
@@ -266,13 +288,17 @@ void wschat__conn_flush(struct wschat_client *c) {
     write_queue(c);
   if (c->state == WSCHAT__CONN_DEAD)
     return;
-  if (!c->slow && c->state == WSCHAT__CONN_OPEN &&
-      backlog(&c->q) > c->srv->max_output) {
-    /* Over the cap: drop the backlog (nobody else waits for it) and close;
-     * the close frame waits behind what is already in the kernel's hands. */
-    c->slow = 1;
+  if (c->state != WSCHAT__CONN_OPEN)
+    return;
+  if (!c->doom && backlog(&c->q) > c->srv->max_output)
+    c->doom = 1008;
+  if (c->doom) {
+    /* Over the cap (or out of memory): drop the backlog (nobody else waits
+     * for it) and close; the close frame waits behind what the kernel
+     * already has. */
     outq_discard_unsent(&c->q);
-    wschat__conn_close(c, 1008, "slow consumer");
+    wschat__conn_close(c, c->doom,
+                       c->doom == 1008 ? "slow consumer" : "out of memory");
     c->shut = 1; /* do not wait for a peer that does not read */
     if (!c->writing)
       write_queue(c);
@@ -423,6 +449,10 @@ static void handshake(struct wschat_client *c, char *data, size_t len) {
   }
   if (c->state != WSCHAT__CONN_HTTP)
     return;
+  if (srv->shutting_down) { /* on_connect started a shutdown */
+    respond(c, 503, "server shutting down", 0);
+    return;
+  }
   if (c->reject_code >= 400) {
     respond(c, c->reject_code,
             c->reject_reason ? c->reject_reason : "connection refused", 0);
@@ -490,6 +520,7 @@ void wschat__conn_accept(struct wschat_server *srv, uv_stream_t *listener) {
   uv_tcp_nodelay(&c->tcp, 1);
   struct sockaddr_storage ss;
   int sl = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
   char ip[INET6_ADDRSTRLEN] = "?";
   int port = 0;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
@@ -559,7 +590,7 @@ void wschat__conn_on_message(struct wschat_client *c, int opcode,
   struct wschat_server *srv = c->srv;
   if (c->state != WSCHAT__CONN_OPEN)
     return;
-  struct wschat_message m = {(const char *)msg, len,
+  struct wschat_message m = {(const char *)msg, len, srv->max_message,
                              opcode == WSCHAT__OP_BINARY, NULL};
   if (m.text == NULL)
     m.text = "";
@@ -605,6 +636,8 @@ int wschat_message_replace(struct wschat_message *msg, const char *text,
                            size_t len) {
   if (text == NULL && len > 0)
     return WSCHAT_EINVAL;
+  if (len > msg->max)
+    return WSCHAT_ETOOBIG;
   if (!msg->binary && !wschat__utf8_valid(text, len))
     return WSCHAT_EINVAL;
   char *copy = malloc(len + 1);
@@ -667,7 +700,8 @@ int wschat_client_reject(struct wschat_client *c, int code,
     return WSCHAT_ESTATE;
   if (!(code >= 400 && code <= 599) && !valid_close_code(code))
     return WSCHAT_EINVAL;
-  if (reason && strlen(reason) > 123)
+  if (reason && (strlen(reason) > 123 ||
+                 !wschat__utf8_valid(reason, strlen(reason))))
     return WSCHAT_EINVAL;
   char *copy = NULL;
   if (reason && (copy = strdup(reason)) == NULL)
@@ -705,7 +739,9 @@ int wschat_client_send_binary(struct wschat_client *c, const void *data,
 
 int wschat_client_close(struct wschat_client *c, int code,
                         const char *reason) {
-  if (!valid_close_code(code) || (reason && strlen(reason) > 123))
+  if (!valid_close_code(code) ||
+      (reason && (strlen(reason) > 123 ||
+                  !wschat__utf8_valid(reason, strlen(reason)))))
     return WSCHAT_EINVAL;
   if (c->state == WSCHAT__CONN_CLOSING || c->state == WSCHAT__CONN_DEAD)
     return WSCHAT_ECLOSED;

@@ -52,7 +52,8 @@ struct wschat_client {
   uint8_t ended;       /* on_disconnect ran */
   uint8_t ping_out;    /* a ping is unanswered */
   uint8_t shut;        /* after the queue drains: shutdown, then close */
-  uint8_t slow;        /* closed as a slow consumer: deliver nothing more */
+  uint16_t doom; /* close code to apply at the next flush (1008 slow
+                   consumer, 1011 out of memory); nothing more is delivered */
   uint16_t reject_code;
   uint16_t end_code; /* close code sent or received */
   size_t idx;        /* index in the server's connection array */

@@ -13,10 +13,13 @@ struct wschat__room *wschat__room_find(struct wschat_server *srv,
   return wschat__map_get(&srv->rooms, name);
 }
 
+static void room_free(struct wschat__room *r);
+
 struct wschat__room *wschat__room_open(struct wschat_server *srv,
                                        const char *name) {
   struct wschat__room *r = wschat__room_find(srv, name);
-  if (r == NULL) {
+  int created = r == NULL;
+  if (created) {
     r = calloc(1, sizeof(*r));
     if (r == NULL)
       return NULL;
@@ -30,8 +33,13 @@ struct wschat__room *wschat__room_open(struct wschat_server *srv,
   if (r->n == r->cap) {
     size_t cap = r->cap ? r->cap * 2 : 4;
     void *m = realloc(r->members, cap * sizeof(*r->members));
-    if (m == NULL)
-      return NULL; /* an empty new room is reaped by the next remove */
+    if (m == NULL) {
+      if (created) { /* leave the registry as it was */
+        wschat__map_del(&srv->rooms, r->name);
+        room_free(r);
+      }
+      return NULL;
+    }
     r->members = m;
     r->cap = cap;
   }

@@ -14,6 +14,7 @@
 #include "chat.h"
 #include "conn.h"
 #include "frame.h"
+#include "utf8.h"
 
 enum { POST_BROADCAST, POST_SHUTDOWN };
 
@@ -30,6 +31,10 @@ struct wschat__post {
 int wschat__server_add(struct wschat_server *srv, struct wschat_client *c) {
   if (srv->nconns == srv->conns_cap) {
     size_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
+    void *d = realloc(srv->dirty, cap * sizeof(*srv->dirty));
+    if (d == NULL)
+      return -1;
+    srv->dirty = d;
     void *v = realloc(srv->conns, cap * sizeof(*srv->conns));
     if (v == NULL)
       return -1;
@@ -54,17 +59,7 @@ void wschat__server_mark_dirty(struct wschat_server *srv,
                                struct wschat_client *c) {
   if (c->dirty)
     return;
-  if (srv->ndirty == srv->dirty_cap) {
-    size_t cap = srv->dirty_cap ? srv->dirty_cap * 2 : 64;
-    void *v = realloc(srv->dirty, cap * sizeof(*srv->dirty));
-    if (v == NULL) {
-      wschat__conn_flush(c); /* no list: write now instead of later */
-      return;
-    }
-    srv->dirty = v;
-    srv->dirty_cap = cap;
-  }
-  c->dirty = 1;
+  c->dirty = 1; /* each client at most once: the array is large enough */
   srv->dirty[srv->ndirty++] = c;
 }
 
@@ -155,6 +150,8 @@ int wschat_server_post_broadcast(struct wschat_server *srv, const char *room,
                                  const char *text, size_t len) {
   if (srv == NULL || (text == NULL && len > 0))
     return WSCHAT_EINVAL;
+  if (text && !wschat__utf8_valid(text, len))
+    return WSCHAT_EINVAL;
   struct wschat__post *p = malloc(sizeof(*p) + len);
   if (p == NULL)
     return WSCHAT_ENOMEM;
@@ -235,6 +232,8 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
   case WSCHAT_OPT_MODE:
     if (v != WSCHAT_MODE_CHAT && v != WSCHAT_MODE_ECHO)
       return WSCHAT_EINVAL;
+    if (srv->listening)
+      return WSCHAT_ESTATE; /* open clients are in one mode or the other */
     srv->mode = (int)v;
     return 0;
   case WSCHAT_OPT_MAX_MESSAGE:
@@ -276,6 +275,10 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
   return WSCHAT_EINVAL;
 }
 
+static void on_failed_listener_closed(uv_handle_t *h) {
+  ((struct wschat_server *)h->data)->listener_closing = 0;
+}
+
 /* The sweep runs often enough to honour the shortest deadline within about
  * a quarter of it, and at least once a second. */
 static uint64_t sweep_period(const struct wschat_server *srv) {
@@ -294,7 +297,7 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
                          int port) {
   if (srv == NULL || port < 0 || port > 65535)
     return WSCHAT_EINVAL;
-  if (srv->listening || srv->shutting_down)
+  if (srv->listening || srv->shutting_down || srv->listener_closing)
     return WSCHAT_ESTATE;
   if (host == NULL)
     host = "127.0.0.1";
@@ -314,12 +317,11 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
     r = uv_listen((uv_stream_t *)&srv->listener.tcp, srv->backlog,
                   on_connection);
   if (r != 0) {
-    srv->shutting_down = 2; /* only the listener to close */
-    uv_close(&srv->listener.handle, NULL);
     srv->handles_open = 0;
+    srv->listener_closing = 1;
+    uv_close(&srv->listener.handle, on_failed_listener_closed);
     if (srv->owns_loop)
       uv_run(srv->loop, UV_RUN_NOWAIT);
-    srv->shutting_down = 0;
     return WSCHAT_EADDR;
   }
   struct sockaddr_storage bound;
@@ -414,12 +416,16 @@ int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
     return 0;
   }
   srv->shutting_down = 1;
+  uv_mutex_lock(&srv->post_lock);
+  srv->post_closed = 1; /* posts from now on are refused, not lost */
+  uv_mutex_unlock(&srv->post_lock);
   uv_close(&srv->listener.handle, on_handle_closed);
-  /* Closing may end clients (and shrink the array) as we go. */
-  for (size_t i = srv->nconns; i-- > 0;) {
-    if (i >= srv->nconns)
-      continue;
+  /* Clients leave the array only in close callbacks, so it stays whole. A
+   * client inside its on_connect is answered 503 when that returns. */
+  for (size_t i = 0; i < srv->nconns; i++) {
     struct wschat_client *c = srv->conns[i];
+    if (c->in_connect)
+      continue;
     if (c->state == WSCHAT__CONN_OPEN)
       wschat__conn_close(c, 1001, "server shutting down");
     else if (c->state == WSCHAT__CONN_HTTP)
@@ -433,7 +439,8 @@ int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
 int wschat_server_free(struct wschat_server *srv) {
   if (srv == NULL)
     return 0;
-  if (srv->nconns > 0 || (srv->listening && srv->shutting_down != 3))
+  if (srv->nconns > 0 || srv->listener_closing ||
+      (srv->listening && srv->shutting_down != 3))
     return WSCHAT_ESTATE;
   wschat__chat_free(srv);
   srv->bus->ops->free(srv->bus);

@@ -38,6 +38,7 @@ struct wschat_server {
   uv_timer_t sweep;
   uv_async_t async;
   int listening;
+  int listener_closing; /* a failed listen's handle is still closing */
   int shutting_down;
   int handles_open; /* handles not yet closed (shutdown) */
   int port;
@@ -67,8 +68,9 @@ struct wschat_server {
   struct wschat_client **conns; /* owned array; not the clients */
   size_t nconns, conns_cap;
   uint64_t next_id;
-  struct wschat_client **dirty; /* owned array: clients to flush */
-  size_t ndirty, dirty_cap;
+  struct wschat_client **dirty; /* owned array: clients to flush; as large
+                                   as conns, so marking never fails */
+  size_t ndirty;
   uv_buf_t *iov; /* owned scratch for writev, WSCHAT__IOV entries */
 
   /* chat */

@@ -66,7 +66,7 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *a,
                            void *user) {
   struct wschat__ws *w = &((struct wschat_client *)user)->ws;
-  if (w->frame_ctrl)
+  if (w->frame_ctrl || w->oom)
     return;
   if (w->frame_first && w->frame_fin && w->frame_off == 0 &&
       a->data_length == w->frame_len) {
@@ -81,9 +81,10 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
       cap *= 2;
     uint8_t *b = realloc(w->buf, cap);
     if (b == NULL) {
-      wslay_event_set_error(ctx, WSLAY_ERR_NOMEM);
+      /* wslay still completes this message: on_msg_recv must not deliver
+       * it, and ws_feed drops the connection. */
       wslay_event_shutdown_read(ctx);
-      w->failed = 1;
+      w->oom = 1;
       return;
     }
     w->buf = b;
@@ -104,6 +105,8 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
   case WSLAY_TEXT_FRAME:
   case WSLAY_BINARY_FRAME: {
     struct wschat__ws *w = &c->ws;
+    if (w->oom)
+      break;
     const uint8_t *msg = w->direct ? w->direct : w->buf;
     size_t len = w->direct ? w->direct_len : w->buf_len;
     w->direct = NULL;
@@ -178,6 +181,11 @@ static size_t scan(struct wschat__ws *w, const uint8_t *p, size_t len,
     size_t start = i >= w->hlen ? i - w->hlen : 0;
     w->hlen = 0;
     *code = 1002;
+    if ((l7 == 126 && plen < 126) || (l7 == 127 && plen <= 0xFFFF)) {
+      /* RFC 6455 5.2: the minimal number of bytes MUST be used. */
+      *why = "frame length not in its minimal form";
+      return start;
+    }
     if (op >= 8) {
       if (!fin) {
         *why = "fragmented control frame";
@@ -251,6 +259,8 @@ static size_t fast_path(struct wschat_client *c, uint8_t *p, size_t len) {
         break;
       plen = (size_t)p[pos + 2] << 8 | p[pos + 3];
       hl = 8;
+      if (plen < 126)
+        break; /* not minimal: the scanner fails it */
     }
     if (plen > max || len - pos - hl < plen)
       break;
@@ -287,7 +297,7 @@ int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len) {
   int r = wslay_event_recv(w->ctx);
   w->in = NULL;
   w->in_len = 0;
-  if (r == WSLAY_ERR_NOMEM)
+  if (r == WSLAY_ERR_NOMEM || w->oom)
     return -1;
   if (code != 0 && wslay_event_get_read_enabled(w->ctx)) {
     wslay_event_shutdown_read(w->ctx);
@@ -303,14 +313,27 @@ int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len) {
   return 0;
 }
 
+size_t wschat__ws_close_payload(uint8_t out[125], int code,
+                                const char *reason) {
+  size_t rlen = reason ? strlen(reason) : 0;
+  if (rlen > 123) {
+    rlen = 123;
+    while (rlen > 0 && ((uint8_t)reason[rlen] & 0xC0) == 0x80)
+      rlen--; /* do not cut a character in two */
+  }
+  out[0] = (uint8_t)(code >> 8);
+  out[1] = (uint8_t)code;
+  if (rlen)
+    memcpy(out + 2, reason, rlen);
+  return 2 + rlen;
+}
+
 int wschat__ws_close(struct wschat_client *c, int code, const char *reason) {
   if (ensure_ctx(c) != 0)
     return -1;
-  size_t rlen = reason ? strlen(reason) : 0;
-  if (rlen > 123)
-    rlen = 123;
-  wslay_event_queue_close(c->ws.ctx, (uint16_t)code, (const uint8_t *)reason,
-                          rlen);
+  uint8_t payload[125];
+  size_t n = wschat__ws_close_payload(payload, code, reason);
+  wslay_event_queue_close(c->ws.ctx, (uint16_t)code, payload + 2, n - 2);
   return wslay_event_send(c->ws.ctx) == 0 ? 0 : -1;
 }
 

@@ -36,6 +36,7 @@ struct wschat__ws {
   uint8_t hlen;
   uint8_t in_frag; /* a fragmented data message is in progress */
   uint8_t failed;  /* read side is done (error or close received) */
+  uint8_t oom;     /* a message could not be assembled */
   /* the data message being received (wslay runs without buffering) */
   uint8_t frame_ctrl, frame_fin, frame_first;
   uint64_t frame_len, frame_off;
@@ -59,6 +60,13 @@ int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len);
  * Returns 0, or -1 when out of memory.
  */
 int wschat__ws_close(struct wschat_client *c, int code, const char *reason);
+
+/*
+ * Writes a close frame's payload (code, then reason cut to at most 123
+ * bytes at a UTF-8 character boundary) into out; returns its length.
+ */
+size_t wschat__ws_close_payload(uint8_t out[125], int code,
+                                const char *reason);
 
 /* The close code this side sent (1006 if none was sent). */
 int wschat__ws_code_sent(const struct wschat_client *c);
