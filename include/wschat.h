@@ -126,7 +126,8 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
  * one; see wschat_server_port()). Does not take ownership of host.
- * Returns 0, WSCHAT_EADDR (bad host, or bind failed), WSCHAT_ESTATE
+ * Returns 0, WSCHAT_EINVAL (port out of range), WSCHAT_EADDR (bad host, or
+ * bind failed), WSCHAT_ESTATE
  * (already listening, shut down, or the handle of a failed listen is still
  * closing) or WSCHAT_EIO. After a failure on the caller's loop, let the
  * loop run once (uv_run(loop, UV_RUN_NOWAIT)) before listening again or
@@ -303,7 +304,7 @@ WSCHAT_EXTERN void *wschat_client_get_data(const struct wschat_client *client);
 
 /*
  * Only in on_connect: refuse the client. code 400-599 answers the request
- * with that HTTP status and reason as the body; a close code (1000, 1001,
+ * with that HTTP status and reason (plus a newline) as the body; a close code (1000, 1001,
  * 1008, 1011 or 3000-4999) accepts the upgrade and then closes with that
  * code and reason (for browsers, which cannot see an HTTP status). reason
  * may be NULL, else valid UTF-8 of at most 123 bytes; copied.

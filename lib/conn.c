@@ -453,7 +453,7 @@ static void handshake(struct wschat_client *c, char *data, size_t len) {
     respond(c, 503, "server shutting down", 0);
     return;
   }
-  if (c->reject_code >= 400) {
+  if (c->reject_code >= 400 && c->reject_code <= 599) { /* HTTP status */
     respond(c, c->reject_code,
             c->reject_reason ? c->reject_reason : "connection refused", 0);
     return;

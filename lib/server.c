@@ -31,13 +31,20 @@ struct wschat__post {
 int wschat__server_add(struct wschat_server *srv, struct wschat_client *c) {
   if (srv->nconns == srv->conns_cap) {
     size_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
-    void *d = realloc(srv->dirty, cap * sizeof(*srv->dirty));
+    struct wschat_client **d = malloc(cap * sizeof(*d));
     if (d == NULL)
       return -1;
-    srv->dirty = d;
     void *v = realloc(srv->conns, cap * sizeof(*srv->conns));
-    if (v == NULL)
+    if (v == NULL) {
+      free(d);
       return -1;
+    }
+    /* The ring, unrolled into the new array in order. */
+    for (size_t i = 0; i < srv->ndirty; i++)
+      d[i] = srv->dirty[(srv->dirty_head + i) % srv->conns_cap];
+    free(srv->dirty);
+    srv->dirty = d;
+    srv->dirty_head = 0;
     srv->conns = v;
     srv->conns_cap = cap;
   }
@@ -59,8 +66,8 @@ void wschat__server_mark_dirty(struct wschat_server *srv,
                                struct wschat_client *c) {
   if (c->dirty)
     return;
-  c->dirty = 1; /* each client at most once: the array is large enough */
-  srv->dirty[srv->ndirty++] = c;
+  c->dirty = 1; /* each client at most once: the ring is large enough */
+  srv->dirty[(srv->dirty_head + srv->ndirty++) % srv->conns_cap] = c;
 }
 
 static void close_handles(struct wschat_server *srv);
@@ -69,8 +76,8 @@ void wschat__server_conn_closed(struct wschat_server *srv,
                                 struct wschat_client *c) {
   if (c->dirty)
     for (size_t i = 0; i < srv->ndirty; i++)
-      if (srv->dirty[i] == c)
-        srv->dirty[i] = NULL;
+      if (srv->dirty[(srv->dirty_head + i) % srv->conns_cap] == c)
+        srv->dirty[(srv->dirty_head + i) % srv->conns_cap] = NULL;
   wschat__server_remove(srv, c);
   if (srv->shutting_down == 1 && srv->nconns == 0)
     close_handles(srv);
@@ -80,14 +87,15 @@ void wschat__server_conn_closed(struct wschat_server *srv,
  * may become dirty while we go (a close tells a room): they are flushed in
  * the same pass. */
 static void flush_dirty(struct wschat_server *srv) {
-  for (size_t i = 0; i < srv->ndirty; i++) {
-    struct wschat_client *c = srv->dirty[i];
+  while (srv->ndirty > 0) {
+    struct wschat_client *c = srv->dirty[srv->dirty_head];
+    srv->dirty_head = (srv->dirty_head + 1) % srv->conns_cap;
+    srv->ndirty--;
     if (c == NULL)
       continue;
     c->dirty = 0;
     wschat__conn_flush(c);
   }
-  srv->ndirty = 0;
 }
 
 static void on_prepare(uv_prepare_t *h) { flush_dirty(h->data); }

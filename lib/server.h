@@ -68,9 +68,11 @@ struct wschat_server {
   struct wschat_client **conns; /* owned array; not the clients */
   size_t nconns, conns_cap;
   uint64_t next_id;
-  struct wschat_client **dirty; /* owned array: clients to flush; as large
-                                   as conns, so marking never fails */
-  size_t ndirty;
+  /* Clients to flush, a ring of conns_cap slots (owned): a client is in
+   * it at most once at a time, so it never overflows and marking never
+   * fails. A closed client's slot is set to NULL. */
+  struct wschat_client **dirty;
+  size_t dirty_head, ndirty;
   uv_buf_t *iov; /* owned scratch for writev, WSCHAT__IOV entries */
 
   /* chat */
