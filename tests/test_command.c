@@ -1,5 +1,7 @@
 /* Unit tests: the chat command parser and the name rules (lib/command.c). */
 #include <check.h>
+
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,9 +121,5 @@ int main(void) {
   tcase_add_test(tc, names);
   tcase_add_test(tc, rooms);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return wschat_test_run(s);
 }

@@ -1,6 +1,8 @@
 /* Unit tests: frame encoding and reference counts (lib/frame.c) and the
  * UTF-8 validator (lib/utf8.c). */
 #include <check.h>
+
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,9 +97,5 @@ int main(void) {
   tcase_add_test(tc, raw_bytes);
   tcase_add_test(tc, utf8);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return wschat_test_run(s);
 }

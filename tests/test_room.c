@@ -1,6 +1,8 @@
 /* Unit tests: the room registry (lib/room.c) over the name map
  * (lib/map.c). Driven with plain calls; no sockets. */
 #include <check.h>
+
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,9 +138,5 @@ int main(void) {
   tcase_add_test(tc, sorted_listing);
   tcase_add_test(tc, map_many);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return wschat_test_run(s);
 }
