@@ -34,7 +34,7 @@ struct wschat__http_field {
   struct wschat__http_header pub;
 };
 
-enum { LAST_NONE, LAST_URL, LAST_FIELD, LAST_VALUE };
+enum { LAST_NONE, LAST_URL, LAST_FIELD, LAST_VALUE, LAST_SKIPPED };
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define STORAGE_MIN 256
@@ -126,9 +126,19 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   struct wschat__http *h = self(p);
   struct wschat__http_field *f;
+  if (h->last_cb == LAST_SKIPPED)
+    return 0; /* fields past the limit are not kept */
   if (h->last_cb != LAST_FIELD) { /* a new field begins */
-    if (h->nfields == WSCHAT__HTTP_MAX_HEADERS)
-      return raise_failure(h, 431, "too many header fields");
+    if (h->nfields == WSCHAT__HTTP_MAX_HEADERS) {
+      /* Past the limit: count it, keep nothing, and answer 431 only when
+       * the whole header section has parsed (on_headers_complete). Failing
+       * here would depend on where the chunks of input happen to end: fed
+       * whole, http_parser reports a field only once its name is complete,
+       * so a malformed line after it gives 400 first (found by the fuzzer). */
+      h->extra_fields++;
+      h->last_cb = LAST_SKIPPED;
+      return 0;
+    }
     if (h->nfields == h->fields_cap) {
       size_t cap = h->fields_cap ? h->fields_cap * 2 : FIELDS_MIN;
       struct wschat__http_field *grown;
@@ -153,6 +163,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   struct wschat__http *h = self(p);
   struct wschat__http_field *f;
+  if (h->last_cb == LAST_SKIPPED)
+    return 0; /* the value of a field past the limit */
   if (h->nfields == 0) /* http_parser always reports a name first */
     return raise_failure(h, 400, "header value without a name");
   f = &h->fields[h->nfields - 1];
@@ -169,6 +181,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 }
 
 static int on_headers_complete(http_parser *p) {
+  if (self(p)->extra_fields > 0)
+    return raise_failure(self(p), 431, "too many header fields");
   self(p)->headers_complete = 1;
   /* 2 = "no body, and the rest of the stream is not HTTP": http_parser
    * returns from execute just past the final LF. */

@@ -75,6 +75,7 @@ struct wschat__http {
   size_t url_off; /* request-target as an offset/length into storage */
   size_t url_len;
   int last_cb;          /* which data callback ran last (field/value/url) */
+  size_t extra_fields;  /* fields past WSCHAT__HTTP_MAX_HEADERS: counted, not kept */
   int headers_complete; /* the parser reached the end of the header section */
   int cb_status;        /* failure raised inside a callback (431/500) */
   const char *cb_error;
