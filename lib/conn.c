@@ -92,6 +92,9 @@ static void outq_free(struct wschat__outq *q) {
 
 /* ---- lifecycle ---- */
 
+static int push_copy(struct wschat_client *c, int opcode, const void *data,
+                     size_t n, int code);
+
 static void on_close_cb(uv_handle_t *h) {
   struct wschat_client *c = h->data;
   wschat__server_conn_closed(c->srv, c);
@@ -153,12 +156,8 @@ void wschat__conn_close(struct wschat_client *c, int code, const char *reason) {
      * A shutdown of 19,000 idle clients needs no memory this way. */
     uint8_t payload[125];
     size_t n = wschat__ws_close_payload(payload, code, reason);
-    struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_CLOSE, payload, n);
-    if (f == NULL || wschat__conn_push_raw(c, f) != 0) {
-      wschat__frame_unref(f);
-      wschat__conn_drop(c, 1011);
+    if (push_copy(c, WSCHAT__OP_CLOSE, payload, n, 1011) != 0)
       return;
-    }
     c->ws.failed = 1;
     c->shut = 1;
     begin_closing(c, code);
@@ -200,6 +199,21 @@ int wschat__conn_push_raw(struct wschat_client *c, struct wschat__frame *f) {
     return -1;
   if (!c->dirty)
     wschat__server_mark_dirty(c->srv, c);
+  return 0;
+}
+
+/* Queues a copy of data as a frame of opcode (< 0: bytes as they are, e.g.
+ * an HTTP response). On failure (n == 0 means the caller's formatting did
+ * not fit, or no memory) the client is dropped with code; returns -1. */
+static int push_copy(struct wschat_client *c, int opcode, const void *data,
+                     size_t n, int code) {
+  struct wschat__frame *f =
+      n > 0 || opcode >= 0 ? wschat__frame_new(opcode, data, n) : NULL;
+  if (f == NULL || wschat__conn_push_raw(c, f) != 0) {
+    wschat__frame_unref(f);
+    wschat__conn_drop(c, code);
+    return -1;
+  }
   return 0;
 }
 
@@ -259,7 +273,6 @@ static size_t fill_iov(struct wschat_client *c, uv_buf_t *iov, size_t *nb) {
 static void write_cb(uv_write_t *req, int status) {
   struct wschat_client *c = req->data;
   free(req);
-  c->writing = 0;
   if (c->state == WSCHAT__CONN_DEAD)
     return; /* close_cb frees the queue */
   if (status < 0) {
@@ -284,7 +297,7 @@ static void write_queue(struct wschat_client *c);
 void wschat__conn_flush(struct wschat_client *c) {
   if (c->state == WSCHAT__CONN_DEAD)
     return;
-  if (!c->writing)
+  if (c->q.inflight == 0)
     write_queue(c);
   if (c->state == WSCHAT__CONN_DEAD)
     return;
@@ -300,7 +313,7 @@ void wschat__conn_flush(struct wschat_client *c) {
     wschat__conn_close(c, c->doom,
                        c->doom == 1008 ? "slow consumer" : "out of memory");
     c->shut = 1; /* do not wait for a peer that does not read */
-    if (!c->writing)
+    if (c->q.inflight == 0)
       write_queue(c);
   }
 }
@@ -335,7 +348,6 @@ static void write_queue(struct wschat_client *c) {
       wschat__conn_drop(c, c->end_code);
       return;
     }
-    c->writing = 1;
     c->q.inflight = total;
     return;
   }
@@ -350,12 +362,8 @@ static void respond(struct wschat_client *c, int status, const char *body,
   char buf[1024];
   size_t n = wschat__http_write_response(buf, sizeof(buf), status, body,
                                          head_only);
-  struct wschat__frame *f = n ? wschat__frame_new(-1, buf, n) : NULL;
-  if (f == NULL || wschat__conn_push_raw(c, f) != 0) {
-    wschat__frame_unref(f);
-    wschat__conn_drop(c, status);
+  if (push_copy(c, -1, buf, n, status) != 0)
     return;
-  }
   c->state = WSCHAT__CONN_CLOSING;
   c->end_code = (uint16_t)status;
   c->shut = 1;
@@ -390,12 +398,8 @@ static void open_ws(struct wschat_client *c) {
   wschat__ws_accept(c->http->key, c->http->key_len, accept);
   size_t n = accept[0] ? wschat__http_write_101(buf, sizeof(buf), accept, NULL)
                        : 0;
-  struct wschat__frame *f = n ? wschat__frame_new(-1, buf, n) : NULL;
-  if (f == NULL || wschat__conn_push_raw(c, f) != 0) {
-    wschat__frame_unref(f);
-    wschat__conn_drop(c, 1011);
+  if (push_copy(c, -1, buf, n, 1011) != 0)
     return;
-  }
   wschat__http_free(c->http);
   free(c->http);
   c->http = NULL;
@@ -566,7 +570,7 @@ void wschat__conn_sweep(struct wschat_client *c, uint64_t now) {
       c->ping_out = 1;
       c->deadline_ms = now + srv->ping_timeout_ms;
     }
-    if (now - c->since_ms >= 1000 && c->q.head == c->q.tail && !c->writing) {
+    if (now - c->since_ms >= 1000 && c->q.head == c->q.tail && c->q.inflight == 0) {
       /* Idle: give back the wslay context and the queue array. */
       wschat__ws_trim(c);
       free(c->q.v);

@@ -37,7 +37,8 @@ struct wschat__outq {
   uint32_t head, tail, cap; /* queued slots are [head, tail) */
   uint32_t off;             /* bytes of v[head] already written */
   size_t bytes;             /* bytes queued and not yet written */
-  size_t inflight;          /* bytes handed to a pending uv_write */
+  size_t inflight;          /* bytes handed to a pending uv_write; a write
+                               is pending exactly when this is not 0 */
 };
 
 struct wschat_client {
@@ -46,7 +47,6 @@ struct wschat_client {
   uint64_t id;
   uint8_t state;       /* enum wschat__conn_state */
   uint8_t dirty;       /* in the server's flush list */
-  uint8_t writing;     /* a uv_write is pending */
   uint8_t in_connect;  /* inside the on_connect hook */
   uint8_t connected;   /* on_connect ran: on_disconnect is owed */
   uint8_t ended;       /* on_disconnect ran */

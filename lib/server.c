@@ -53,8 +53,8 @@ int wschat__server_add(struct wschat_server *srv, struct wschat_client *c) {
   return 0;
 }
 
-void wschat__server_remove(struct wschat_server *srv,
-                           struct wschat_client *c) {
+static void server_remove(struct wschat_server *srv,
+                          struct wschat_client *c) {
   if (c->idx >= srv->nconns || srv->conns[c->idx] != c)
     return;
   struct wschat_client *last = srv->conns[--srv->nconns];
@@ -78,7 +78,7 @@ void wschat__server_conn_closed(struct wschat_server *srv,
     for (size_t i = 0; i < srv->ndirty; i++)
       if (srv->dirty[(srv->dirty_head + i) % srv->conns_cap] == c)
         srv->dirty[(srv->dirty_head + i) % srv->conns_cap] = NULL;
-  wschat__server_remove(srv, c);
+  server_remove(srv, c);
   if (srv->shutting_down == 1 && srv->nconns == 0)
     close_handles(srv);
 }

@@ -92,9 +92,8 @@ struct wschat_server {
 
 #define WSCHAT__IOV 1024
 
-/* Adds c to the connection array / removes it. */
+/* Adds c to the connection array (it leaves in wschat__server_conn_closed). */
 int wschat__server_add(struct wschat_server *srv, struct wschat_client *c);
-void wschat__server_remove(struct wschat_server *srv, struct wschat_client *c);
 /* Marks c for flushing at the end of this loop turn. */
 void wschat__server_mark_dirty(struct wschat_server *srv,
                                struct wschat_client *c);
