@@ -39,8 +39,9 @@ int wschat__server_add(struct wschat_server *srv, struct wschat_client *c) {
       free(d);
       return -1;
     }
-    /* The ring, unrolled into the new array in order. */
-    for (size_t i = 0; i < srv->ndirty; i++)
+    /* The ring, unrolled into the new array in order (it can only hold
+     * entries once it has slots). */
+    for (size_t i = 0; srv->conns_cap > 0 && i < srv->ndirty; i++)
       d[i] = srv->dirty[(srv->dirty_head + i) % srv->conns_cap];
     free(srv->dirty);
     srv->dirty = d;

@@ -82,7 +82,7 @@ static struct app app;
 __attribute__((format(printf, 1, 2))) static void logf_(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vprintf(fmt, ap);
+  vprintf(fmt, ap); // NOLINT(clang-analyzer-valist.*): clang-14 false positive
   va_end(ap);
   putchar('\n');
   fflush(stdout);
