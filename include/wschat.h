@@ -34,7 +34,7 @@ extern "C" {
 
 /* The version, read by meson from here: keep the three lines as they are. */
 #define WSCHAT_VERSION_MAJOR 0
-#define WSCHAT_VERSION_MINOR 1
+#define WSCHAT_VERSION_MINOR 2
 #define WSCHAT_VERSION_PATCH 0
 
 #define WSCHAT_VERSION_NUM                                                     \
@@ -50,6 +50,14 @@ extern "C" {
 struct wschat_server;
 struct wschat_client;
 struct wschat_message;
+struct wschat_event;
+struct wschat_command;
+struct wschat_http_request;
+
+/* Longest user name and room name, in bytes (ASCII). Buffers for a name
+ * need WSCHAT_NAME_MAX + 1 bytes. */
+#define WSCHAT_NAME_MAX 32
+#define WSCHAT_ROOM_MAX 64
 
 /* Error codes: negative, grouped by tens. */
 enum wschat_error {
@@ -65,6 +73,12 @@ enum wschat_error {
   WSCHAT_ECLOSED = -12,     /* the client is closing or closed */
   WSCHAT_ESTATE = -13,      /* not allowed now (e.g. listen twice) */
   WSCHAT_ESAMEROOM = -14,   /* the client is already in that room */
+  WSCHAT_ENOTOPEN = -15,    /* the client is not open yet (still in its
+                               handshake or its on_connect is deferred) */
+  WSCHAT_ETOOMANY = -16,    /* over a limit: rooms per client */
+  WSCHAT_EEXIST = -17,      /* already registered (a command, a route) */
+  WSCHAT_ERESERVED = -18,   /* the name is reserved by the application */
+  WSCHAT_ENOTMEMBER = -19,  /* the client is not in that room */
   /* the system */
   WSCHAT_ENOMEM = -20,      /* out of memory */
   WSCHAT_EIO = -21,         /* a libuv or socket error (see the log line) */
@@ -88,18 +102,28 @@ enum wschat_mode {
   WSCHAT_MODE_ECHO = 1, /* every message is sent back with its opcode */
 };
 
-/* Numeric options, set with wschat_server_set_option() before listening. */
+/* Numeric options, set with wschat_server_set_option(). */
 enum wschat_option {
-  WSCHAT_OPT_MODE = 1,              /* enum wschat_mode; default CHAT */
+  WSCHAT_OPT_MODE = 1,              /* enum wschat_mode; default CHAT; only
+                                       before listening */
   WSCHAT_OPT_MAX_MESSAGE,           /* bytes per message in; default 1 MiB */
   WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client; 1 MiB */
   WSCHAT_OPT_MAX_HEADER,            /* bytes of HTTP request head; 8192 */
-  WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS,  /* default 10000 */
+  WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS,  /* to send the upgrade request and, if
+                                       on_connect deferred, to decide;
+                                       default 10000 */
   WSCHAT_OPT_PING_INTERVAL_MS,      /* ping after this much silence (each
                                        client up to 1/4 sooner); 20000 */
   WSCHAT_OPT_PING_TIMEOUT_MS,       /* close if no answer by then; 20000 */
   WSCHAT_OPT_CLOSE_TIMEOUT_MS,      /* wait for the peer's close; 3000 */
   WSCHAT_OPT_BACKLOG,               /* listen() backlog; default 1024 */
+  WSCHAT_OPT_MAX_ROOMS,             /* rooms one client may be in at once
+                                       (1-1000); default 20 */
+  WSCHAT_OPT_QUIET_ROOM,            /* above this many members a room no
+                                       longer announces each join and leave
+                                       to every member (the joiner still
+                                       sees its own); 0: always announce;
+                                       default 500 */
 };
 
 /*
@@ -114,7 +138,8 @@ WSCHAT_EXTERN int wschat_server_new(struct uv_loop_s *loop,
 
 /*
  * Sets a numeric option (see enum wschat_option). Options are read when
- * they are needed; set them before wschat_server_listen().
+ * they are needed; set them before wschat_server_listen() (a changed limit
+ * applies to what happens next, never to what is already queued).
  * Returns 0, WSCHAT_EINVAL (unknown option or value out of range) or
  * WSCHAT_ESTATE (WSCHAT_OPT_MODE once listening).
  */
@@ -159,8 +184,8 @@ typedef void (*wschat_shutdown_cb)(struct wschat_server *srv, void *user);
  * Starts a graceful shutdown: stops listening, sends every client a close
  * frame with 1001 "server shutting down", flushes, and closes each client
  * when its close handshake completes or after the close timeout. Rooms are
- * not told of each leave (the hooks still run). Calls cb (if not NULL)
- * once at the end. A second call does nothing.
+ * not told of each leave (the hooks still run). A client whose on_connect
+ * was deferred is answered 503. Calls cb (if not NULL) once at the end.
  * Returns 0 or WSCHAT_ESTATE (already shutting down).
  */
 WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
@@ -173,21 +198,45 @@ WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
  */
 WSCHAT_EXTERN int wschat_server_free(struct wschat_server *srv);
 
+/* ---------------------------------------------------------------------- */
+/* Other threads. Only the three functions below may be called from a
+ * thread other than the loop's. None of them is async-signal-safe: they
+ * allocate and take a mutex. From a signal handler, let the loop watch the
+ * signal instead (a uv_signal_t, as chat-cli does) or write to a pipe that
+ * the loop reads. */
+
+/* A function to run on the loop thread (see wschat_server_post()). */
+typedef void (*wschat_post_cb)(struct wschat_server *srv, void *arg);
+
 /*
- * Thread-safe. Broadcasts a text message to a room (NULL: everyone) from
- * any thread. Copies text; the message is delivered on the loop thread,
- * in the order of the calls.
- * Returns 0, WSCHAT_EINVAL (invalid UTF-8), WSCHAT_ENOMEM or WSCHAT_ECLOSED
- * (not listening yet, or a shutdown has begun).
+ * Thread-safe. Runs fn(srv, arg) on the loop thread, soon, in the order of
+ * the calls (from one thread; calls from different threads are ordered as
+ * they took the lock). fn may call any function of this API. Does not
+ * touch arg: fn owns it from then on.
+ * If the server shuts down first, fn still runs exactly once, while the
+ * shutdown finishes (so arg is never leaked); after the shutdown has
+ * finished, the call fails and fn never runs.
+ * Returns 0, WSCHAT_EINVAL (srv or fn is NULL), WSCHAT_ENOMEM or
+ * WSCHAT_ECLOSED (not listening yet, or the shutdown has finished).
+ */
+WSCHAT_EXTERN int wschat_server_post(struct wschat_server *srv,
+                                     wschat_post_cb fn, void *arg);
+
+/*
+ * Thread-safe. wschat_server_broadcast(srv, room, text, len, NULL) on the
+ * loop thread, through wschat_server_post(). Copies room and text.
+ * Returns 0, WSCHAT_EINVAL (invalid UTF-8), WSCHAT_EROOM (not a valid room
+ * name), WSCHAT_ENOMEM or WSCHAT_ECLOSED (not listening yet, or a shutdown
+ * has begun). A valid room that does not exist when the post runs gets
+ * nothing.
  */
 WSCHAT_EXTERN int wschat_server_post_broadcast(struct wschat_server *srv,
                                                const char *room,
                                                const char *text, size_t len);
 
 /*
- * Thread-safe. Asks the loop thread to start wschat_server_shutdown(srv,
- * NULL, NULL); for signal handlers of your own and worker threads.
- * Returns 0 or WSCHAT_ECLOSED.
+ * Thread-safe. wschat_server_shutdown(srv, NULL, NULL) on the loop thread,
+ * through wschat_server_post(). Returns 0, WSCHAT_ENOMEM or WSCHAT_ECLOSED.
  */
 WSCHAT_EXTERN int wschat_server_post_shutdown(struct wschat_server *srv);
 
@@ -195,28 +244,40 @@ WSCHAT_EXTERN int wschat_server_post_shutdown(struct wschat_server *srv);
 /* Hooks. Every connection that completes its HTTP upgrade request gets
  * exactly one on_connect and then exactly one on_disconnect, whatever
  * happens. Hooks run on the loop thread; they may call any function here,
- * including closing the client they are called for. */
+ * including closing the client they are called for.
+ *
+ * Several parts of one program: on_connect, on_message and on_disconnect
+ * are single hooks (one gatekeeper decides who comes in and what a raw
+ * message becomes; setting one again replaces it). Everything else is open
+ * to many parts at once without a central dispatcher: each part adds its
+ * own watchers (wschat_server_watch(): every event the chat delivers) and
+ * its own commands (wschat_server_add_command()). on_join and on_leave are
+ * kept for simple programs; watchers see the same joins and leaves. */
 
 /*
  * Called when a valid upgrade request arrived, before the answer is sent.
- * The client has no name or room yet; wschat_client_path(), _query() and
- * _header() tell what it asked for. To refuse it, call
- * wschat_client_reject() from here. Return value: ignored (return 0).
+ * The client has no name or room yet; wschat_client_path(), _query(),
+ * _header() and _protocols() tell what it asked for. From here the hook
+ * may: refuse it (wschat_client_reject()), name it and choose its room
+ * (wschat_client_set_name(), wschat_client_set_room()), choose a
+ * subprotocol (wschat_client_set_protocol()), add response headers
+ * (wschat_client_add_header()), or decide later (wschat_client_defer()).
+ * Return value: ignored (return 0).
  */
 typedef int (*wschat_connect_cb)(struct wschat_client *client, void *user);
 
 /*
  * Called once when a client is gone (or is going: its socket may still be
  * flushing), with the close code sent or received (1006 if the connection
- * dropped without one; the HTTP status if it was refused with one in
- * on_connect). In chat mode the client has already left its room (after
- * on_leave). Sending to it from here returns WSCHAT_ECLOSED. The client
- * pointer is invalid after this returns.
+ * dropped without one; the HTTP status if it was refused with one). In
+ * chat mode the client has already left its rooms (after on_leave).
+ * Sending to it from here returns WSCHAT_ECLOSED. The client pointer is
+ * invalid after this returns (its id is never reused).
  */
 typedef void (*wschat_disconnect_cb)(struct wschat_client *client, int code,
                                      void *user);
 
-/* What an on_message hook decides. */
+/* What an on_message hook or a command decides. */
 enum wschat_verdict {
   WSCHAT_PASS = 0, /* carry on: built-in handling (possibly of replaced text) */
   WSCHAT_DROP = 1, /* stop here: the hook handled the message or dropped it */
@@ -224,8 +285,10 @@ enum wschat_verdict {
 
 /*
  * Called for every message from a client (every chat line and command in
- * chat mode, every message in echo mode) before the built-in handling.
- * wschat_message_text() reads it, wschat_message_replace() changes it.
+ * chat mode, every message in echo mode) before the built-in handling and
+ * before registered commands. wschat_message_text() reads it,
+ * wschat_message_command() gives it parsed as a command,
+ * wschat_message_replace() changes it.
  * Returns enum wschat_verdict.
  */
 typedef int (*wschat_message_cb)(struct wschat_client *client,
@@ -252,6 +315,109 @@ WSCHAT_EXTERN void wschat_server_on_leave(struct wschat_server *srv,
                                           wschat_leave_cb cb, void *user);
 
 /* ---------------------------------------------------------------------- */
+/* Events: everything the chat delivers, as data. The plain-text protocol
+ * is one rendering of them; every event has a server-assigned id, strictly
+ * increasing within a server, and a time. */
+
+enum wschat_event_kind {
+  WSCHAT_EVENT_MESSAGE = 1, /* a line said in a room (by a client, or by
+                               the application as a name: a bot) */
+  WSCHAT_EVENT_ACTION,      /* "/me waves" in a room */
+  WSCHAT_EVENT_JOIN,        /* a client entered a room */
+  WSCHAT_EVENT_LEAVE,       /* a client left a room; reason may be set */
+  WSCHAT_EVENT_NICK,        /* a client was renamed: from -> to; one event
+                               per room it is in */
+  WSCHAT_EVENT_WHISPER,     /* a private message from -> to (no room) */
+  WSCHAT_EVENT_NOTICE,      /* text from the application or the server, to
+                               a room or (room NULL) to everyone */
+};
+
+/*
+ * Called after the chat delivered an event (it is in every recipient's
+ * queue). Also called for events with no recipient (a join into a quiet
+ * room is seen by the joiner only; a whisper is seen by two). The event
+ * and its strings are valid during the call only. A watcher may call any
+ * function of this API; events it causes are watched after this one.
+ */
+typedef void (*wschat_event_cb)(struct wschat_server *srv,
+                                const struct wschat_event *ev, void *user);
+
+/*
+ * Adds a watcher of every event; several may watch, in the order added.
+ * Stores a handle for wschat_server_unwatch() in *handle (may be NULL).
+ * Returns 0, WSCHAT_EINVAL (cb is NULL) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_watch(struct wschat_server *srv,
+                                      wschat_event_cb cb, void *user,
+                                      uint64_t *handle);
+/* Removes a watcher (also from inside a watcher). Returns 0 or
+ * WSCHAT_ENOTFOUND. */
+WSCHAT_EXTERN int wschat_server_unwatch(struct wschat_server *srv,
+                                        uint64_t handle);
+
+/* The event's kind, id (from 1, strictly increasing) and time (ms since
+ * the Unix epoch, from the wall clock when the event was made). */
+WSCHAT_EXTERN enum wschat_event_kind
+wschat_event_kind(const struct wschat_event *ev);
+WSCHAT_EXTERN uint64_t wschat_event_id(const struct wschat_event *ev);
+WSCHAT_EXTERN int64_t wschat_event_time(const struct wschat_event *ev);
+/* The room (NULL: a whisper, or a notice to everyone). */
+WSCHAT_EXTERN const char *wschat_event_room(const struct wschat_event *ev);
+/* The sender's name (NICK: the old name; NOTICE: NULL). */
+WSCHAT_EXTERN const char *wschat_event_from(const struct wschat_event *ev);
+/* The sender's client id; 0 when the application made the event. */
+WSCHAT_EXTERN uint64_t wschat_event_client(const struct wschat_event *ev);
+/* WHISPER: the recipient's name; NICK: the new name; else NULL. */
+WSCHAT_EXTERN const char *wschat_event_to(const struct wschat_event *ev);
+/* MESSAGE, ACTION, WHISPER, NOTICE: the text (valid UTF-8, as sent:
+ * control characters are blanked only where the text protocol shows it);
+ * else "" with length 0. len may be NULL. */
+WSCHAT_EXTERN const char *wschat_event_text(const struct wschat_event *ev,
+                                            size_t *len);
+/* LEAVE: the reason ("/quit REASON", a kick's reason) or NULL. */
+WSCHAT_EXTERN const char *wschat_event_reason(const struct wschat_event *ev);
+
+/* ---------------------------------------------------------------------- */
+/* Commands. An application adds "/NAME ARGS" commands; /help lists them
+ * after the built-in ones. Built-in names (help nick join leave rooms users
+ * whisper w msg me quit) cannot be taken. */
+
+/*
+ * Called on the loop thread for "/NAME ..." from a client, after
+ * on_message passed it. wschat_command_*() read the command (valid during
+ * the call). Return WSCHAT_DROP when handled; WSCHAT_PASS lets the chat
+ * answer "! unknown command".
+ */
+typedef int (*wschat_command_cb)(struct wschat_client *client,
+                                 const struct wschat_command *cmd, void *user);
+
+/*
+ * Registers /name (1-32 of a-z 0-9 - _, without the slash; matched
+ * case-insensitively) with a help line shown by /help as "/name HELP"
+ * (help may be NULL; copied). Returns 0, WSCHAT_EINVAL (bad name or cb
+ * NULL, or help over 200 bytes or with a control character), WSCHAT_EEXIST
+ * (a built-in or already registered) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_add_command(struct wschat_server *srv,
+                                            const char *name, const char *help,
+                                            wschat_command_cb cb, void *user);
+/* Unregisters /name. Returns 0 or WSCHAT_ENOTFOUND. */
+WSCHAT_EXTERN int wschat_server_remove_command(struct wschat_server *srv,
+                                               const char *name);
+
+/* The command word without the slash, as typed (NUL-terminated). */
+WSCHAT_EXTERN const char *wschat_command_name(const struct wschat_command *cmd);
+/* Everything after the word, trimmed (not NUL-terminated; len may be NULL). */
+WSCHAT_EXTERN const char *wschat_command_args(const struct wschat_command *cmd,
+                                             size_t *len);
+/* The first word of the arguments and what follows it, trimmed (not
+ * NUL-terminated); "" with length 0 if absent. */
+WSCHAT_EXTERN const char *wschat_command_arg(const struct wschat_command *cmd,
+                                            size_t *len);
+WSCHAT_EXTERN const char *wschat_command_rest(const struct wschat_command *cmd,
+                                             size_t *len);
+
+/* ---------------------------------------------------------------------- */
 /* Messages (valid only during the on_message call) */
 
 /* Returns the message's bytes (not NUL-terminated) and stores the length
@@ -260,6 +426,14 @@ WSCHAT_EXTERN const char *wschat_message_text(const struct wschat_message *msg,
                                               size_t *len);
 /* Returns 1 for a binary message, 0 for text. */
 WSCHAT_EXTERN int wschat_message_is_binary(const struct wschat_message *msg);
+/*
+ * Returns the message parsed as a chat command ("/join dev": name "join",
+ * args "dev"), or NULL if it is not one (a plain line, "//text", binary,
+ * echo mode). Valid during the on_message call, until
+ * wschat_message_replace().
+ */
+WSCHAT_EXTERN const struct wschat_command *
+wschat_message_command(struct wschat_message *msg);
 /*
  * Replaces the text that the built-in handling will see (copies text).
  * E.g. rewrite "/shrug" into a plain line.
@@ -271,15 +445,22 @@ WSCHAT_EXTERN int wschat_message_replace(struct wschat_message *msg,
 
 /* ---------------------------------------------------------------------- */
 /* Clients. A client pointer is valid from on_connect to the end of its
- * on_disconnect. */
+ * on_disconnect; to keep a client across callbacks or threads, keep its id
+ * and look it up with wschat_server_client(). */
 
-/* Returns the client's unique id (counting from 1 per server). */
+/* Returns the client's unique id (counting from 1 per server; never 0,
+ * never reused). */
 WSCHAT_EXTERN uint64_t wschat_client_id(const struct wschat_client *client);
-/* Returns the client's name (NUL-terminated; "" before it joins the chat).
- * Valid until the client is renamed or gone. */
+/* Returns the connected client with that id, or NULL (gone, or never
+ * was). Clients still in their handshake (on_connect, deferred) count. */
+WSCHAT_EXTERN struct wschat_client *
+wschat_server_client(struct wschat_server *srv, uint64_t id);
+/* Returns the client's name (NUL-terminated; "" before it joins the chat,
+ * or the name set in on_connect). Valid until it is renamed or gone. */
 WSCHAT_EXTERN const char *wschat_client_name(const struct wschat_client *client);
-/* Returns the client's room name, or NULL if it is in none. Valid until it
- * changes room or is gone. */
+/* Returns the client's current room (the one the text protocol shows: the
+ * one it joined last), or NULL if it is in none. Valid until its rooms
+ * change or it is gone. */
 WSCHAT_EXTERN const char *wschat_client_room(const struct wschat_client *client);
 /* Returns the peer address as text ("127.0.0.1:53211", "[::1]:5000"). */
 WSCHAT_EXTERN const char *wschat_client_peer(const struct wschat_client *client);
@@ -287,10 +468,17 @@ WSCHAT_EXTERN const char *wschat_client_peer(const struct wschat_client *client)
  * valid until the client is gone. */
 WSCHAT_EXTERN const char *wschat_client_path(const struct wschat_client *client);
 WSCHAT_EXTERN const char *wschat_client_query(const struct wschat_client *client);
+/* Returns the negotiated subprotocol, or "" if none (valid until gone). */
+WSCHAT_EXTERN const char *
+wschat_client_protocol(const struct wschat_client *client);
 /*
- * Copies the request header name (case-insensitive) into buf (NUL-ended).
- * Only during on_connect. Returns its length, WSCHAT_ENOTFOUND, or
- * WSCHAT_EINVAL (does not fit, or not in on_connect).
+ * Copies the request header name (case-insensitive; the first one if it is
+ * repeated) into buf as a NUL-terminated string. Only until the client is
+ * open (in on_connect and while deferred).
+ * Returns the value's length, like snprintf: if it is >= cap, nothing was
+ * copied (buf holds "" when cap > 0): call again with a buffer of at least
+ * that length + 1. Errors: WSCHAT_ENOTFOUND (no such header), WSCHAT_EINVAL
+ * (name NULL, or buf NULL with cap > 0), WSCHAT_ESTATE (already open).
  */
 WSCHAT_EXTERN int wschat_client_header(const struct wschat_client *client,
                                        const char *name, char *buf,
@@ -302,21 +490,91 @@ WSCHAT_EXTERN void wschat_client_set_data(struct wschat_client *client,
                                           void *data);
 WSCHAT_EXTERN void *wschat_client_get_data(const struct wschat_client *client);
 
+/* ---- deciding on a new client (in on_connect, or while deferred) ---- */
+
 /*
- * Only in on_connect: refuse the client. code 400-599 answers the request
- * with that HTTP status and reason (plus a newline) as the body; a close code (1000, 1001,
+ * Refuse the client. code 400-599 answers the request with that HTTP
+ * status and reason (plus a newline) as the body; a close code (1000, 1001,
  * 1008, 1011 or 3000-4999) accepts the upgrade and then closes with that
  * code and reason (for browsers, which cannot see an HTTP status). reason
- * may be NULL, else valid UTF-8 of at most 123 bytes; copied.
+ * may be NULL, else valid UTF-8 of at most 123 bytes; copied. Headers
+ * added with wschat_client_add_header() go with the answer (e.g.
+ * WWW-Authenticate with a 401).
+ * In on_connect the answer is sent when the hook returns; while deferred,
+ * at once (on_disconnect runs from inside this call).
  * Returns 0, WSCHAT_EINVAL (bad code or reason), WSCHAT_ESTATE (not in
- * on_connect) or WSCHAT_ENOMEM.
+ * on_connect and not deferred) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_reject(struct wschat_client *client, int code,
                                        const char *reason);
 
 /*
+ * Only in on_connect: decide later. The answer waits (reading from the
+ * client stops) until wschat_client_accept() or wschat_client_reject() is
+ * called on the loop thread, e.g. from a wschat_server_post() callback
+ * after a token was checked elsewhere. Keep the client's id, not the
+ * pointer, across threads. If no decision comes within
+ * WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS, the client is answered 503 and
+ * disconnected (on_disconnect with 503).
+ * Returns 0 or WSCHAT_ESTATE (not in on_connect).
+ */
+WSCHAT_EXTERN int wschat_client_defer(struct wschat_client *client);
+
+/*
+ * Accepts a deferred client: the upgrade is answered and the client joins
+ * the chat (with the name and room set, if any) as if on_connect had just
+ * returned. Returns 0 or WSCHAT_ESTATE (not deferred).
+ */
+WSCHAT_EXTERN int wschat_client_accept(struct wschat_client *client);
+
+/*
+ * In on_connect or while deferred: the client's name in the chat (instead
+ * of ?name= or guest-N), e.g. from a checked token. Reserved names may be
+ * given this way. Copied.
+ * Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN (a connected client has it),
+ * WSCHAT_ESTATE (the client is already open) or WSCHAT_EINVAL.
+ */
+WSCHAT_EXTERN int wschat_client_set_name(struct wschat_client *client,
+                                         const char *name);
+/*
+ * In on_connect or while deferred: the room the client starts in (instead
+ * of ?room= or lobby). Copied. Returns 0, WSCHAT_EROOM or WSCHAT_ESTATE.
+ */
+WSCHAT_EXTERN int wschat_client_set_room(struct wschat_client *client,
+                                         const char *room);
+
+/*
+ * The Sec-WebSocket-Protocol values the client offered, in its order, as
+ * one comma-separated list exactly as sent ("" if none); valid until the
+ * client is open.
+ */
+WSCHAT_EXTERN const char *
+wschat_client_protocols(const struct wschat_client *client);
+/*
+ * In on_connect or while deferred: answer the upgrade with subprotocol
+ * proto, which must be one the client offered (NULL: none). Copied.
+ * Returns 0, WSCHAT_EINVAL (not offered), WSCHAT_ESTATE or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_client_set_protocol(struct wschat_client *client,
+                                             const char *proto);
+/*
+ * In on_connect or while deferred: adds "name: value" to the answer (the
+ * 101, or the refusal). name is a header token, value printable text
+ * without CR or LF; at most 16 headers and 4 KiB in all. Copied. Headers the
+ * handshake owns (Upgrade, Connection, Sec-WebSocket-*, Content-Length)
+ * are refused.
+ * Returns 0, WSCHAT_EINVAL, WSCHAT_ETOOMANY, WSCHAT_ESTATE or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_client_add_header(struct wschat_client *client,
+                                           const char *name,
+                                           const char *value);
+
+/* ---- talking to a client ---- */
+
+/*
  * Sends a text message to one client (copies text; must be valid UTF-8).
- * Returns 0, WSCHAT_ECLOSED, WSCHAT_EINVAL (invalid UTF-8) or WSCHAT_ENOMEM.
+ * Returns 0, WSCHAT_ENOTOPEN (still in its handshake), WSCHAT_ECLOSED,
+ * WSCHAT_EINVAL (invalid UTF-8) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_send(struct wschat_client *client,
                                      const char *text, size_t len);
@@ -326,8 +584,10 @@ WSCHAT_EXTERN int wschat_client_send_binary(struct wschat_client *client,
 
 /*
  * Starts closing a client with code (1000, 1001, 1008, 1011 or 3000-4999)
- * and reason (NULL, or valid UTF-8 of at most 123 bytes; copied).
- * on_disconnect follows (from inside this call).
+ * and reason (NULL, or valid UTF-8 of at most 123 bytes; copied). The
+ * client's rooms see "* NAME left #ROOM (REASON)" when a reason is given
+ * (a kick). on_disconnect follows (from inside this call). In on_connect
+ * or while deferred, this is wschat_client_reject().
  * Returns 0, WSCHAT_EINVAL or WSCHAT_ECLOSED (already closing).
  */
 WSCHAT_EXTERN int wschat_client_close(struct wschat_client *client, int code,
@@ -338,14 +598,17 @@ WSCHAT_EXTERN struct wschat_client *
 wschat_server_find_client(struct wschat_server *srv, const char *name);
 
 /* ---------------------------------------------------------------------- */
-/* Chat: rooms and names (chat mode) */
+/* Chat: rooms and names (chat mode). A client may be in several rooms at
+ * once (WSCHAT_OPT_MAX_ROOMS). Its current room is the one it joined last;
+ * the text protocol shows one room at a time (/join moves, a line goes to
+ * the current room). */
 
 /*
- * Broadcasts a text message to every member of room (NULL: every client of
- * the server), except skip (may be NULL). The message is framed once and
- * shared by every recipient. Copies text.
- * Returns 0, WSCHAT_ENOTFOUND (no such room), WSCHAT_EINVAL (invalid
- * UTF-8) or WSCHAT_ENOMEM.
+ * Broadcasts a notice (text as it is) to every member of room (NULL: every
+ * chat client), except skip (may be NULL). The message is framed once and
+ * shared by every recipient; watchers see a NOTICE event. Copies text.
+ * Returns 0, WSCHAT_EROOM (not a valid room name), WSCHAT_ENOTFOUND (no
+ * such room), WSCHAT_EINVAL (invalid UTF-8, srv NULL) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_server_broadcast(struct wschat_server *srv,
                                           const char *room, const char *text,
@@ -353,22 +616,75 @@ WSCHAT_EXTERN int wschat_server_broadcast(struct wschat_server *srv,
                                           const struct wschat_client *skip);
 
 /*
- * Moves a client into room (created if new), leaving its current room;
- * both rooms see the usual notices, then on_leave and on_join run (after
- * the move is complete).
- * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ECLOSED, WSCHAT_ESTATE
- * (echo mode) or WSCHAT_ENOMEM.
+ * Says a line in room as name, rendered exactly like a client's line
+ * ("[ROOM] NAME: TEXT"): for bots. name need not be a connected client;
+ * reserve it (wschat_server_reserve_name()) so that no client takes it.
+ * Copies everything. Returns 0, WSCHAT_ENAME, WSCHAT_EROOM,
+ * WSCHAT_ENOTFOUND (no such room), WSCHAT_EINVAL (invalid UTF-8) or
+ * WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_say(struct wschat_server *srv,
+                                    const char *room, const char *name,
+                                    const char *text, size_t len);
+
+/*
+ * Reserves a name: no client can take it (?name=, /nick, rename), except
+ * through wschat_client_set_name(). A client that has it already keeps it.
+ * Returns 0, WSCHAT_ENAME, WSCHAT_EEXIST (already reserved) or
+ * WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_reserve_name(struct wschat_server *srv,
+                                             const char *name);
+/* Releases a reserved name. Returns 0 or WSCHAT_ENOTFOUND. */
+WSCHAT_EXTERN int wschat_server_release_name(struct wschat_server *srv,
+                                             const char *name);
+
+/*
+ * keep 1: creates room if new and keeps it while empty (an application's
+ * room). keep 0: lets it go again (it disappears when empty; lobby always
+ * stays). Returns 0, WSCHAT_EROOM, WSCHAT_ENOTFOUND (keep 0, no such room)
+ * or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_keep_room(struct wschat_server *srv,
+                                          const char *room, int keep);
+
+/*
+ * Adds a membership: the client enters room (created if new) and stays in
+ * its other rooms; room becomes its current room. The room sees the join
+ * notice (unless it is quiet), then on_join runs.
+ * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM (already a member),
+ * WSCHAT_ETOOMANY (WSCHAT_OPT_MAX_ROOMS), WSCHAT_ENOTOPEN, WSCHAT_ECLOSED,
+ * WSCHAT_ESTATE (echo mode) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_join(struct wschat_client *client,
                                      const char *room);
 
-/* Moves a client back to "lobby", like /leave. Same returns as join. */
-WSCHAT_EXTERN int wschat_client_leave(struct wschat_client *client);
+/*
+ * Leaves room (NULL: the current room); the room sees the leave notice
+ * with reason (may be NULL; copied), then on_leave runs. A client that
+ * leaves its last room is put back in lobby. Its current room becomes the
+ * one it joined last of those left.
+ * Returns 0, WSCHAT_EROOM, WSCHAT_ENOTMEMBER, WSCHAT_ENOTOPEN,
+ * WSCHAT_ECLOSED, WSCHAT_ESTATE (echo mode) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_client_leave(struct wschat_client *client,
+                                      const char *room, const char *reason);
 
 /*
- * Renames a client; its room sees "* OLD is now known as NEW".
- * Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN, WSCHAT_ECLOSED, WSCHAT_ESTATE
- * (echo mode) or WSCHAT_ENOMEM.
+ * What /join does: leaves the current room and enters room (created if
+ * new); both rooms see the usual notices, then on_leave and on_join run
+ * (after the move is complete). Other memberships stay.
+ * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ENOTOPEN,
+ * WSCHAT_ECLOSED, WSCHAT_ESTATE (echo mode) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_client_move(struct wschat_client *client,
+                                     const char *room);
+
+/*
+ * Renames a client; each of its rooms sees "* OLD is now known as NEW"
+ * (each member once). Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN,
+ * WSCHAT_ERESERVED, WSCHAT_ENOTOPEN, WSCHAT_ECLOSED, WSCHAT_ESTATE (echo
+ * mode) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_client_rename(struct wschat_client *client,
                                        const char *name);
@@ -380,20 +696,77 @@ typedef int (*wschat_room_visit_cb)(const char *room, size_t members,
 typedef int (*wschat_client_visit_cb)(struct wschat_client *client, void *user);
 
 /*
- * Calls cb for every room, sorted by name. The visitor must not change
- * rooms or memberships. Returns the number of rooms visited.
+ * Calls cb (if not NULL) for every room a client is in, in the order it
+ * joined them (the current room last). Returns the number visited (with
+ * cb NULL: the number of rooms).
+ */
+WSCHAT_EXTERN size_t wschat_client_rooms(const struct wschat_client *client,
+                                         wschat_room_visit_cb cb, void *user);
+
+/*
+ * Calls cb (if not NULL) for every room, sorted by name. The visitor must
+ * not change rooms or memberships. Returns the number of rooms visited
+ * (with cb NULL: the number of rooms).
  */
 WSCHAT_EXTERN size_t wschat_server_rooms(struct wschat_server *srv,
                                          wschat_room_visit_cb cb, void *user);
 /*
- * Calls cb for every member of room (NULL: every chat client), in no set
- * order. The visitor must not change rooms or memberships. Returns the number
- * visited, or 0 if there is no such room.
+ * Calls cb (if not NULL) for every member of room (NULL: every chat
+ * client), in no set order. The visitor must not change rooms or
+ * memberships. Returns the number visited (with cb NULL: the number of
+ * members), or 0 if there is no such room.
  */
 WSCHAT_EXTERN size_t wschat_server_members(struct wschat_server *srv,
                                            const char *room,
                                            wschat_client_visit_cb cb,
                                            void *user);
+
+/* ---------------------------------------------------------------------- */
+/* HTTP on the WebSocket port: plain requests (not upgrades) to registered
+ * paths are answered by the application. Built in: GET /healthz (200 ok);
+ * GET / answers 426 unless a route takes it; anything else 404. */
+
+/*
+ * Called on the loop thread for a plain GET or HEAD request to a registered
+ * path. It must answer before it returns, with wschat_http_respond() (else
+ * the client gets 500). The request is valid during the call only.
+ */
+typedef void (*wschat_http_cb)(struct wschat_http_request *req, void *user);
+
+/*
+ * Registers path: exact ("/metrics"), or a prefix when it ends in '/'
+ * ("/static/" takes "/static/app.js"); the longest match wins. A route
+ * may take "/" and "/healthz". Copied.
+ * Returns 0, WSCHAT_EINVAL (path not starting with '/', or over 256
+ * bytes), WSCHAT_EEXIST or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_route(struct wschat_server *srv,
+                                      const char *path, wschat_http_cb cb,
+                                      void *user);
+
+/* The request's method ("GET" or "HEAD"), path, and query ("" if none). */
+WSCHAT_EXTERN const char *
+wschat_http_method(const struct wschat_http_request *req);
+WSCHAT_EXTERN const char *
+wschat_http_path(const struct wschat_http_request *req);
+WSCHAT_EXTERN const char *
+wschat_http_query(const struct wschat_http_request *req);
+/* A request header, as wschat_client_header() (same returns). */
+WSCHAT_EXTERN int wschat_http_header(const struct wschat_http_request *req,
+                                     const char *name, char *buf, size_t cap);
+/* Adds a response header (same rules as wschat_client_add_header()). */
+WSCHAT_EXTERN int wschat_http_add_header(struct wschat_http_request *req,
+                                         const char *name, const char *value);
+/*
+ * Answers with status (200-599), content_type (NULL: text/plain;
+ * charset=utf-8) and body (copied; for HEAD only its length is sent). The
+ * connection closes after the answer.
+ * Returns 0, WSCHAT_EINVAL, WSCHAT_ESTATE (already answered) or
+ * WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_http_respond(struct wschat_http_request *req,
+                                      int status, const char *content_type,
+                                      const void *body, size_t len);
 
 #ifdef __cplusplus
 }

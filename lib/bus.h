@@ -1,35 +1,44 @@
 /*
- * bus: where room fan-out goes. A publish reaches every member of a room
- * (or every client) that the bus knows of. bus_local delivers to this
- * process's members; a Redis bus (cluster mode, later) will also relay to
- * other nodes and deliver what they publish.
+ * bus: where events go. The chat publishes events, never frames: a room
+ * event reaches every member of its room (but the one it skips), a notice
+ * without a room reaches every member of the chat, and a direct delivery
+ * (a whisper, a joiner's own notice in a quiet room) reaches one member.
+ * bus_local delivers to this process's members; a cluster backend (Redis)
+ * can also carry events to other nodes and deliver theirs.
  *
- * Owns: whatever its backend needs. A publish never takes the caller's
- * frame reference: each delivery adds its own.
+ * Owns: whatever its backend needs. Never takes the caller's reference to
+ * an event: each delivery that keeps it adds its own.
  */
 #ifndef WSCHAT_BUS_H
 #define WSCHAT_BUS_H
 
-struct wschat_server;
-struct wschat_client;
-struct wschat__frame;
-
+struct wschat_event;
+struct wschat__member;
+struct wschat__rooms;
 struct wschat__bus;
 
+/* Puts ev into m's queue, as the variant (WSCHAT__TO_*) m's view shows. */
+typedef void (*wschat__deliver_fn)(void *user, struct wschat__member *m,
+                                   struct wschat_event *ev, int variant);
+
 struct wschat__bus_ops {
-  /* Deliver f to every member of room (NULL: every chat client), except
-   * skip (may be NULL). Returns 0 or a negative wschat error. */
-  int (*publish)(struct wschat__bus *bus, const char *room,
-                 struct wschat__frame *f, const struct wschat_client *skip);
+  /* ev->room set: every member of that room but ev->skip; NULL: every
+   * member. A room that does not exist gets nothing. */
+  void (*publish)(struct wschat__bus *bus, struct wschat_event *ev);
+  /* One member. */
+  void (*send)(struct wschat__bus *bus, struct wschat_event *ev,
+               struct wschat__member *m, int variant);
   void (*free)(struct wschat__bus *bus);
 };
 
 struct wschat__bus {
   const struct wschat__bus_ops *ops;
-  struct wschat_server *srv;
 };
 
-/* The in-process bus; returns NULL when out of memory. */
-struct wschat__bus *wschat__bus_local_new(struct wschat_server *srv);
+/* The in-process bus over a room registry (not owned; it must outlive the
+ * bus); deliver does the last step. NULL when out of memory. */
+struct wschat__bus *wschat__bus_local_new(const struct wschat__rooms *rooms,
+                                          wschat__deliver_fn deliver,
+                                          void *user);
 
 #endif

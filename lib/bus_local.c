@@ -1,46 +1,64 @@
 /*
  * bus_local: the in-process fan-out. A publish walks the room's member
- * array (or every connection) and appends one reference to the shared
- * frame to each member's output queue: no copy, no allocation per
- * delivery. Delivery never changes memberships (a slow consumer is only
- * marked here and closed at flush time), so the walk is safe.
+ * array (or every member) and hands the event to each member's delivery,
+ * which queues one reference to the frame built for that member's view:
+ * no copy and no allocation per delivery. Delivery never changes
+ * memberships (a slow consumer is only marked, and closed at flush time),
+ * so the walk is safe.
  */
 #include <stdlib.h>
 
 #include "bus.h"
-#include "conn.h"
+#include "event.h"
 #include "room.h"
-#include "server.h"
 
-static int local_publish(struct wschat__bus *bus, const char *room,
-                         struct wschat__frame *f,
-                         const struct wschat_client *skip) {
-  struct wschat_server *srv = bus->srv;
-  if (room == NULL) {
-    for (size_t i = 0; i < srv->nconns; i++)
-      if (srv->conns[i] != skip)
-        wschat__conn_deliver(srv->conns[i], f);
-    return 0;
+struct local {
+  struct wschat__bus base;
+  const struct wschat__rooms *rooms;
+  wschat__deliver_fn deliver;
+  void *user;
+};
+
+static void local_publish(struct wschat__bus *bus, struct wschat_event *ev) {
+  struct local *l = (struct local *)bus;
+  struct wschat__member **m;
+  size_t n;
+  if (ev->room == NULL) {
+    m = l->rooms->all;
+    n = l->rooms->nall;
+  } else {
+    struct wschat__room *r = wschat__room_find(l->rooms, ev->room);
+    if (r == NULL)
+      return;
+    m = r->members;
+    n = r->n;
   }
-  struct wschat__room *r = wschat__room_find(srv, room);
-  if (r == NULL)
-    return WSCHAT_ENOTFOUND;
-  struct wschat_client **m = r->members;
-  for (size_t i = 0, n = r->n; i < n; i++)
-    if (m[i] != skip)
-      wschat__conn_deliver(m[i], f);
-  return 0;
+  uint64_t skip = ev->skip;
+  for (size_t i = 0; i < n; i++)
+    if (m[i]->id != skip)
+      l->deliver(l->user, m[i], ev, WSCHAT__TO_RECIPIENT);
+}
+
+static void local_send(struct wschat__bus *bus, struct wschat_event *ev,
+                       struct wschat__member *m, int variant) {
+  struct local *l = (struct local *)bus;
+  l->deliver(l->user, m, ev, variant);
 }
 
 static void local_free(struct wschat__bus *bus) { free(bus); }
 
-static const struct wschat__bus_ops local_ops = {local_publish, local_free};
+static const struct wschat__bus_ops local_ops = {local_publish, local_send,
+                                                 local_free};
 
-struct wschat__bus *wschat__bus_local_new(struct wschat_server *srv) {
-  struct wschat__bus *bus = malloc(sizeof(*bus));
-  if (bus == NULL)
+struct wschat__bus *wschat__bus_local_new(const struct wschat__rooms *rooms,
+                                          wschat__deliver_fn deliver,
+                                          void *user) {
+  struct local *l = malloc(sizeof(*l));
+  if (l == NULL)
     return NULL;
-  bus->ops = &local_ops;
-  bus->srv = srv;
-  return bus;
+  l->base.ops = &local_ops;
+  l->rooms = rooms;
+  l->deliver = deliver;
+  l->user = user;
+  return &l->base;
 }

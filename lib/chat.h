@@ -1,30 +1,134 @@
 /*
- * chat: what lines and commands mean. Names, the welcome, join and leave
- * notices, /commands, whispers. Renders each event once as a text frame and
- * hands it to the bus; never touches sockets or wslay.
+ * chat: the chat core. Members enter with a name, join, leave and move
+ * between rooms, rename, say lines, act, whisper; the application adds
+ * notices and lines said as a name. Each of these becomes one event (id,
+ * time, kind, room, sender, target, text, reason) that goes to the bus,
+ * then to the watchers. Plain calls: no sockets, no libuv, no rendering.
+ * Protocols (text_proto.c, later JSON) turn what clients send into these
+ * calls and render the events; tests call them directly.
  *
- * Owns: the name registry entries of its clients (srv->names); rooms are
- * owned by the room module.
+ * Owns: the room registry, the presence backend, the bus, the watcher and
+ * command tables, and the event ids. Never owns members: a member is
+ * embedded in its client and must leave (wschat__chat_exit) before it is
+ * freed.
  */
 #ifndef WSCHAT_CHAT_H
 #define WSCHAT_CHAT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-struct wschat_client;
-struct wschat_server;
+#include "bus.h"
+#include "room.h"
+#include "wschat.h"
 
-/* A client just became OPEN: name it, put it in its room, welcome it and
- * tell the room. Returns 0, or -1 when out of memory. */
-int wschat__chat_open(struct wschat_client *c);
-/* One line of text (valid UTF-8) from an open client. */
-void wschat__chat_line(struct wschat_client *c, const char *text, size_t len);
-/* The client is leaving the chat (reason may be NULL): leave its room (the
- * room is told once), free its name. Safe to call more than once. */
-void wschat__chat_detach(struct wschat_client *c, const char *reason);
-/* Sends one line to one client. */
-void wschat__chat_reply(struct wschat_client *c, const char *line);
-/* Frees the chat's registries (server teardown). */
-void wschat__chat_free(struct wschat_server *srv);
+struct wschat__presence;
+
+struct wschat__watcher {
+  wschat_event_cb cb; /* NULL: removed, compacted when safe */
+  void *user;
+  uint64_t handle;
+};
+
+struct wschat__command {
+  char name[WSCHAT_NAME_MAX + 1]; /* lower case, without the '/' */
+  char *help;                     /* owned, or NULL */
+  wschat_command_cb cb;
+  void *user;
+};
+
+struct wschat__chat {
+  struct wschat__rooms rooms;
+  struct wschat__presence *presence; /* owned */
+  struct wschat__bus *bus;           /* owned */
+  struct wschat_server *srv;         /* handed to watchers; may be NULL */
+  uint64_t next_event, next_guest, next_group, next_watch;
+  size_t max_rooms;  /* memberships per member */
+  size_t quiet_room; /* rooms above this size are quiet; 0: never */
+  int silent_leaves; /* shutting down: nobody is told of leaves */
+  wschat_join_cb on_join;
+  void *on_join_user;
+  wschat_leave_cb on_leave;
+  void *on_leave_user;
+  struct wschat__watcher *watchers; /* owned array */
+  size_t nwatchers, cap_watchers;
+  int watching; /* inside a watcher: new events wait in pending */
+  struct wschat_event **pending; /* owned array of owned references */
+  size_t npending, cap_pending;
+  struct wschat__command *commands; /* owned array */
+  size_t ncommands, cap_commands;
+};
+
+/* Sets up a chat whose events are delivered through deliver(user, ...).
+ * Returns 0 or WSCHAT_ENOMEM (nothing to free then). */
+int wschat__chat_init(struct wschat__chat *ch, struct wschat_server *srv,
+                      wschat__deliver_fn deliver, void *user);
+/* Frees what the chat owns; every member must have left. */
+void wschat__chat_free(struct wschat__chat *ch);
+
+/*
+ * m (id set, not in the chat) enters the chat with name (force: even a
+ * reserved one), or with a new guest-N name if name is NULL. It is in no
+ * room yet. Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN, WSCHAT_ERESERVED or
+ * WSCHAT_ENOMEM (m is then not in the chat).
+ */
+int wschat__chat_enter(struct wschat__chat *ch, struct wschat__member *m,
+                       const char *name, int force);
+/* m leaves every room (each is told, with reason, unless the chat is
+ * shutting down; on_leave runs) and gives its name back. Safe to call for
+ * a member that never entered, and more than once. */
+void wschat__chat_exit(struct wschat__chat *ch, struct wschat__member *m,
+                       const char *reason);
+
+/* Flags of wschat__chat_join(). */
+enum { WSCHAT__JOIN_TELL_SELF = 1 };
+
+/* m enters room (a valid name; created if new): see wschat_client_join().
+ * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ETOOMANY or
+ * WSCHAT_ENOMEM. */
+int wschat__chat_join(struct wschat__chat *ch, struct wschat__member *m,
+                      const char *room, int flags);
+/* See wschat_client_leave(). */
+int wschat__chat_leave(struct wschat__chat *ch, struct wschat__member *m,
+                       const char *room, const char *reason);
+/* See wschat_client_move(). */
+int wschat__chat_move(struct wschat__chat *ch, struct wschat__member *m,
+                      const char *room);
+/* See wschat_client_rename(). */
+int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
+                        const char *name);
+
+/* A line (WSCHAT_EVENT_MESSAGE) or an action (WSCHAT_EVENT_ACTION) in m's
+ * current room. Returns 0, WSCHAT_ENOTMEMBER (in no room) or
+ * WSCHAT_ENOMEM. */
+int wschat__chat_say(struct wschat__chat *ch, struct wschat__member *m,
+                     int kind, const char *text, size_t len);
+/* A whisper to the member called to. Returns 0, WSCHAT_ENOTFOUND or
+ * WSCHAT_ENOMEM. */
+int wschat__chat_whisper(struct wschat__chat *ch, struct wschat__member *m,
+                         const char *to, const char *text, size_t len);
+/* A notice to room (NULL: everyone) except the client skip (0: none).
+ * Returns 0, WSCHAT_ENOTFOUND or WSCHAT_ENOMEM. */
+int wschat__chat_notice(struct wschat__chat *ch, const char *room,
+                        const char *text, size_t len, uint64_t skip);
+/* A line in room said as name by the application. Returns 0,
+ * WSCHAT_ENOTFOUND or WSCHAT_ENOMEM. */
+int wschat__chat_say_as(struct wschat__chat *ch, const char *room,
+                        const char *name, const char *text, size_t len);
+
+/* Watchers (see wschat_server_watch()). */
+int wschat__chat_watch(struct wschat__chat *ch, wschat_event_cb cb,
+                       void *user, uint64_t *handle);
+int wschat__chat_unwatch(struct wschat__chat *ch, uint64_t handle);
+
+/* Registered commands (see wschat_server_add_command()). find takes the
+ * word without '/', len bytes, any case. */
+int wschat__chat_add_command(struct wschat__chat *ch, const char *name,
+                             const char *help, wschat_command_cb cb,
+                             void *user);
+int wschat__chat_remove_command(struct wschat__chat *ch, const char *name);
+const struct wschat__command *
+wschat__chat_find_command(const struct wschat__chat *ch, const char *word,
+                          size_t len);
 
 #endif

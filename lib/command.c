@@ -1,7 +1,10 @@
 /* command: see command.h. */
 #include "command.h"
 
+#include <string.h>
 #include <strings.h>
+
+#include "wschat.h"
 
 static int is_space(char c) { return c == ' ' || c == '\t'; }
 
@@ -83,4 +86,41 @@ int wschat__name_valid(const char *s, size_t len) {
 
 int wschat__room_valid(const char *s, size_t len) {
   return valid(s, len, 64, 1);
+}
+
+void wschat__cmd_public(const struct wschat__cmd *cmd,
+                        struct wschat_command *out) {
+  size_t n = cmd->word.len > 0 ? cmd->word.len - 1 : 0;
+  if (n >= sizeof(out->name))
+    n = sizeof(out->name) - 1;
+  if (n)
+    memcpy(out->name, cmd->word.p + 1, n);
+  out->name[n] = '\0';
+  out->args = cmd->tail;
+  out->arg = cmd->arg;
+  out->rest = cmd->rest;
+}
+
+/* ---- public accessors ---- */
+
+const char *wschat_command_name(const struct wschat_command *cmd) {
+  return cmd->name;
+}
+
+static const char *slice(struct wschat__slice s, size_t *len) {
+  if (len)
+    *len = s.len;
+  return s.len ? s.p : "";
+}
+
+const char *wschat_command_args(const struct wschat_command *cmd,
+                                size_t *len) {
+  return slice(cmd->args, len);
+}
+const char *wschat_command_arg(const struct wschat_command *cmd, size_t *len) {
+  return slice(cmd->arg, len);
+}
+const char *wschat_command_rest(const struct wschat_command *cmd,
+                                size_t *len) {
+  return slice(cmd->rest, len);
 }

@@ -36,6 +36,18 @@ struct wschat__cmd {
   struct wschat__slice text; /* for a line: the text ("//x" gives "/x") */
 };
 
+/* A command as the public API shows it (struct wschat_command is opaque
+ * in wschat.h): the word without its '/', NUL-terminated (cut at 63
+ * bytes), and slices into the parsed line. */
+struct wschat_command {
+  char name[64];
+  struct wschat__slice args, arg, rest;
+};
+
+/* Fills out from a parsed command (any kind but WSCHAT__CMD_LINE). */
+void wschat__cmd_public(const struct wschat__cmd *cmd,
+                        struct wschat_command *out);
+
 /* Parses one line. Never fails: anything that is not a command is a line. */
 void wschat__cmd_parse(const char *line, size_t len, struct wschat__cmd *out);
 

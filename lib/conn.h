@@ -1,14 +1,21 @@
 /*
- * conn: one client connection, from accept to close callback.
+ * conn: one connection's life, from accept to close callback: the HTTP
+ * request while it is read, the WebSocket framing after the upgrade (ws),
+ * the output queue (outq) and its corked writes, deadlines (handshake,
+ * ping, close), the close handshake and the lingering close.
  *
- * Owns: the socket (uv_tcp_t), the HTTP handshake state while it lasts, the
- * wslay context (through ws), the output queue of frame references, and
- * the request path. Reads go through a buffer shared by the whole server
- * (handled synchronously, never kept); writes are corked: frames pile up
- * in the queue during a loop turn and the server flushes each dirty
- * connection once per turn with one writev of many buffers.
- * A connection is freed only in its close callback, after its disconnect
- * hook has run exactly once.
+ * What it hands up, through the server's struct wschat__conn_cbs: a
+ * complete HTTP request, each whole message, the end of the connection
+ * (once), and the close callback. It knows no chat, no hook and no route:
+ * the layer above (session.c) decides what a request gets and what a
+ * message means.
+ *
+ * Owns: the stream (its handle), the HTTP parser state while it lasts,
+ * input held back while a decision is deferred, the wslay context
+ * (through ws) and the queue's frame references. Reads go into a buffer
+ * shared by the whole server (handled at once, never kept). Writes are
+ * corked: frames pile up in the queue during a loop turn and the server
+ * flushes each dirty connection once per turn with one writev.
  */
 #ifndef WSCHAT_CONN_H
 #define WSCHAT_CONN_H
@@ -18,93 +25,127 @@
 
 #include <uv.h>
 
-#include "frame.h"
+#include "outq.h"
+#include "stream.h"
 #include "ws.h"
 
 struct wschat__http;
-struct wschat__room;
+struct wschat__frame;
+struct wschat__conn;
 
 enum wschat__conn_state {
-  WSCHAT__CONN_HTTP = 0, /* reading the upgrade request */
+  WSCHAT__CONN_HTTP = 0, /* reading the upgrade request, or deferred */
   WSCHAT__CONN_OPEN,     /* WebSocket open */
   WSCHAT__CONN_CLOSING,  /* close handshake or final flush under way */
-  WSCHAT__CONN_DEAD,     /* uv_close called; freed in the close callback */
+  WSCHAT__CONN_DEAD,     /* closing the stream; freed in on_closed */
 };
 
-/* The output queue: frame references in order, written from head. */
-struct wschat__outq {
-  struct wschat__frame **v; /* owned array; each slot owns one reference */
-  uint32_t head, tail, cap; /* queued slots are [head, tail) */
-  uint32_t off;             /* bytes of v[head] already written */
-  size_t bytes;             /* bytes queued and not yet written */
-  size_t inflight;          /* bytes handed to a pending uv_write; a write
-                               is pending exactly when this is not 0 */
+struct wschat__conn_cbs {
+  /* The HTTP request is complete: c->http is DONE or FAILED. The upper
+   * layer answers (conn_respond, conn_upgrade) or defers (neither: input
+   * is then held and reading stops until it answers). */
+  void (*on_request)(struct wschat__conn *c);
+  /* A whole message from an open connection. */
+  void (*on_message)(struct wschat__conn *c, int opcode, const uint8_t *msg,
+                     size_t len);
+  /* Once, when a connection marked c->notify_end stops being open (or
+   * is refused, dropped or times out), with the close code sent or
+   * received, or the HTTP status. */
+  void (*on_end)(struct wschat__conn *c, int code);
+  /* The stream is closed: free c now. */
+  void (*on_closed)(struct wschat__conn *c);
+  /* c has output: flush it at the end of this loop turn. */
+  void (*mark_dirty)(struct wschat__conn *c);
 };
 
-struct wschat_client {
-  uv_tcp_t tcp; /* tcp.data == this */
-  struct wschat_server *srv;
+/* What all connections of a server share (owned by the server). */
+struct wschat__conn_env {
+  uv_loop_t *loop;
+  const struct wschat__conn_cbs *cbs;
+  size_t max_message, max_output, max_header;
+  uint64_t handshake_timeout_ms, ping_interval_ms, ping_timeout_ms,
+      close_timeout_ms;
+  char *rbuf; /* the shared read buffer */
+  size_t rbuf_len;
+  uv_buf_t *iov; /* scratch for writev, iov_max entries */
+  size_t iov_max;
+  struct wschat__frame *ping_frame; /* shared by all */
+};
+
+struct wschat__conn {
+  struct wschat__stream_tcp stream; /* first: the stream's user is c */
+  const struct wschat__conn_env *env;
   uint64_t id;
-  uint8_t state;       /* enum wschat__conn_state */
-  uint8_t dirty;       /* in the server's flush list */
-  uint8_t in_connect;  /* inside the on_connect hook */
-  uint8_t connected;   /* on_connect ran: on_disconnect is owed */
-  uint8_t ended;       /* on_disconnect ran */
-  uint8_t ping_out;    /* a ping is unanswered */
-  uint8_t shut;        /* after the queue drains: shutdown, then close */
+  uint8_t state;      /* enum wschat__conn_state */
+  uint8_t dirty;      /* in the server's flush list */
+  uint8_t notify_end; /* on_end is owed */
+  uint8_t ended;      /* on_end ran */
+  uint8_t ping_out;   /* a ping is unanswered */
+  uint8_t shut;       /* after the queue drains: 1 shutdown, 2 done */
+  uint8_t held_back;  /* a decision is deferred: reading stopped */
   uint16_t doom; /* close code to apply at the next flush (1008 slow
-                   consumer, 1011 out of memory); nothing more is delivered */
-  uint16_t reject_code;
-  uint16_t end_code; /* close code sent or received */
-  size_t idx;        /* index in the server's connection array */
-  uint64_t since_ms; /* last bytes from the peer (or accept time) */
+                    consumer, 1011 out of memory); nothing more is queued */
+  uint16_t end_code;    /* close code sent or received */
+  uint64_t since_ms;    /* last bytes from the peer (or accept time) */
   uint64_t deadline_ms; /* handshake, ping or close deadline; 0 if none */
   struct wschat__http *http; /* owned, only while state == HTTP */
-  char *reject_reason;       /* owned, set by wschat_client_reject() */
-  char *path;                /* owned: "path\0query\0" */
+  char *held;                /* owned: input after the request, deferred */
+  size_t held_len;
   struct wschat__ws ws;
   struct wschat__outq q;
-  char peer[48];
-  /* chat */
-  char name[33];
-  struct wschat__room *room; /* not owned: the room registry owns rooms */
-  size_t room_idx;           /* index in room->members */
-  void *user_data;           /* the embedder's; never touched */
 };
 
-/* Accepts one pending connection from the listener. */
-void wschat__conn_accept(struct wschat_server *srv, uv_stream_t *listener);
+/* Accepts one pending connection into c (zeroed by the caller, id set).
+ * Returns 0; or -1, after which on_closed follows if c's handle exists
+ * (*closing set) and otherwise the caller frees c. */
+int wschat__conn_accept(struct wschat__conn *c,
+                        const struct wschat__conn_env *env,
+                        uv_stream_t *listener, int *closing);
+
+/* Answers the HTTP request with these bytes (a whole response) and
+ * closes once they are written; on_end(status) if owed. */
+void wschat__conn_respond(struct wschat__conn *c, int status,
+                          const char *bytes, size_t n);
+/* Answers with the 101 bytes given and opens the WebSocket; input held
+ * back meanwhile is fed now. Returns 0, or -1 if the connection was
+ * dropped (no memory). */
+int wschat__conn_upgrade(struct wschat__conn *c, const char *bytes, size_t n);
+
+/* After a deferred upgrade and whatever the upper layer sent first (the
+ * welcome): feeds the input that arrived while the decision waited. */
+void wschat__conn_resume(struct wschat__conn *c);
 
 /* Appends a frame reference (takes the caller's reference) whatever the
- * state, for handshake answers and wslay's own frames. Returns 0 or -1. */
-int wschat__conn_push_raw(struct wschat_client *c, struct wschat__frame *f);
+ * state, for wslay's own frames. Returns 0 or -1. */
+int wschat__conn_push_raw(struct wschat__conn *c, struct wschat__frame *f);
 
-/*
- * Delivers a data frame: adds a reference (the caller keeps its own) if the
- * client is open. Never changes memberships and never blocks anyone: the
- * flush closes a client whose unwritten backlog passes the output cap with
- * 1008 "slow consumer".
- */
-void wschat__conn_deliver(struct wschat_client *c, struct wschat__frame *f);
+/* Delivers a data frame: adds a reference (the caller keeps its own) if
+ * the connection is open. Never blocks anyone: the flush closes a client
+ * whose unwritten backlog passes the output cap with 1008. */
+void wschat__conn_deliver(struct wschat__conn *c, struct wschat__frame *f);
 
-/* Writes what is queued: one try_write of many buffers, then uv_write for
- * the rest. Called by the server once per loop turn for dirty clients. */
-void wschat__conn_flush(struct wschat_client *c);
+/* Marks an open connection for closing with code at the next flush
+ * (never closes it here: the caller may be walking a room). */
+void wschat__conn_doom(struct wschat__conn *c, int code);
+
+/* Writes what is queued: one try of many buffers, then a background write
+ * of the rest. Called once per loop turn for dirty connections. */
+void wschat__conn_flush(struct wschat__conn *c);
 
 /* Starts a close handshake with code and reason (may be NULL). */
-void wschat__conn_close(struct wschat_client *c, int code, const char *reason);
+void wschat__conn_close(struct wschat__conn *c, int code, const char *reason);
 
-/* Closes the socket now (no handshake); code is reported to the hooks. */
-void wschat__conn_drop(struct wschat_client *c, int code);
+/* Closes the stream now (no handshake); code is reported to on_end. */
+void wschat__conn_drop(struct wschat__conn *c, int code);
 
-/* From ws: a complete message, a received close (code 1005 if none), a
- * pong. */
-void wschat__conn_on_message(struct wschat_client *c, int opcode,
-                             const uint8_t *msg, size_t len);
-void wschat__conn_on_close(struct wschat_client *c, int code);
-void wschat__conn_on_pong(struct wschat_client *c);
+/* The periodic sweep: handshake, ping and close deadlines; trimming of
+ * idle connections. */
+void wschat__conn_sweep(struct wschat__conn *c, uint64_t now);
 
-/* The periodic sweep: handshake, ping and close deadlines. */
-void wschat__conn_sweep(struct wschat_client *c, uint64_t now);
+/* Frees what c owns (from on_closed, before freeing c). */
+void wschat__conn_release(struct wschat__conn *c);
+
+/* The peer's address as text. */
+void wschat__conn_peer(struct wschat__conn *c, char *out, size_t cap);
 
 #endif

@@ -135,6 +135,20 @@ void wschat__ws_accept(const char *key, size_t key_len, char out[29]);
  * CR or LF. */
 size_t wschat__http_write_101(char *buf, size_t cap, const char *accept, const char *proto);
 
+/* Like wschat__http_write_101(), with extra header lines (each
+ * "Name: value\r\n", already checked; NULL for none) before the end. */
+size_t wschat__http_write_upgrade(char *buf, size_t cap, const char *accept, const char *proto,
+                                  const char *extra);
+
+/* Writes the status line and headers of a response whose body (body_len
+ * bytes, sent by the caller after them) is of Content-Type type (NULL:
+ * text/plain; charset=utf-8), with Connection: close, the headers the
+ * RFCs ask for (as wschat__http_write_response()) and extra header lines
+ * (or NULL), through the empty line. Returns the bytes written, or 0 if
+ * cap is too small or status is not in 100..599. */
+size_t wschat__http_write_head(char *buf, size_t cap, int status, const char *type,
+                               size_t body_len, const char *extra);
+
 /* Writes a complete response: status line with the standard reason phrase,
  * Content-Type: text/plain; charset=utf-8, Content-Length, Connection: close,
  * the headers the RFCs ask for (405: Allow: GET; 426: Sec-WebSocket-Version: 13

@@ -53,6 +53,17 @@ void *wschat__map_get(const struct wschat__map *m, const char *key) {
   return NULL;
 }
 
+const char *wschat__map_key(const struct wschat__map *m, const char *key) {
+  if (m->nbuckets == 0)
+    return NULL;
+  uint32_t h = hash_ci(key);
+  for (struct wschat__map_entry *e = m->buckets[h & (m->nbuckets - 1)]; e;
+       e = e->next)
+    if (e->hash == h && strcasecmp(e->key, key) == 0)
+      return e->key;
+  return NULL;
+}
+
 static int grow(struct wschat__map *m) {
   size_t n = m->nbuckets ? m->nbuckets * 2 : 16;
   struct wschat__map_entry **b = calloc(n, sizeof(*b));

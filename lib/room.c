@@ -5,76 +5,147 @@
 #include <string.h>
 #include <strings.h>
 
-#include "conn.h"
-#include "server.h"
-
-struct wschat__room *wschat__room_find(struct wschat_server *srv,
-                                       const char *name) {
-  return wschat__map_get(&srv->rooms, name);
-}
-
-static void room_free(struct wschat__room *r);
-
-struct wschat__room *wschat__room_open(struct wschat_server *srv,
-                                       const char *name) {
-  struct wschat__room *r = wschat__room_find(srv, name);
-  int created = r == NULL;
-  if (created) {
-    r = calloc(1, sizeof(*r));
-    if (r == NULL)
-      return NULL;
-    size_t len = strlen(name);
-    memcpy(r->name, name, len < 64 ? len : 64);
-    if (wschat__map_put(&srv->rooms, r->name, r) != 0) {
-      free(r);
-      return NULL;
-    }
-  }
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 4;
-    void *m = realloc(r->members, cap * sizeof(*r->members));
-    if (m == NULL) {
-      if (created) { /* leave the registry as it was */
-        wschat__map_del(&srv->rooms, r->name);
-        room_free(r);
-      }
-      return NULL;
-    }
-    r->members = m;
-    r->cap = cap;
-  }
-  return r;
-}
-
-void wschat__room_add(struct wschat__room *room, struct wschat_client *c) {
-  c->room = room;
-  c->room_idx = room->n;
-  room->members[room->n++] = c;
-}
-
 static void room_free(struct wschat__room *r) {
   free(r->members);
   free(r);
 }
 
-void wschat__room_remove(struct wschat_server *srv, struct wschat_client *c) {
-  struct wschat__room *r = c->room;
-  if (r == NULL)
+int wschat__rooms_init(struct wschat__rooms *rs) {
+  memset(rs, 0, sizeof(*rs));
+  wschat__map_init(&rs->map);
+  struct wschat__room *lobby = wschat__room_open(rs, WSCHAT__LOBBY);
+  if (lobby == NULL)
+    return WSCHAT_ENOMEM;
+  lobby->keep = 1;
+  return 0;
+}
+
+static void free_one(const char *key, void *value, void *arg) {
+  (void)key;
+  (void)arg;
+  room_free(value);
+}
+
+void wschat__rooms_free(struct wschat__rooms *rs) {
+  wschat__map_each(&rs->map, free_one, NULL);
+  wschat__map_free(&rs->map);
+  free(rs->all);
+  rs->all = NULL;
+  rs->nall = rs->cap_all = 0;
+}
+
+int wschat__rooms_attach(struct wschat__rooms *rs, struct wschat__member *m) {
+  if (rs->nall == rs->cap_all) {
+    size_t cap = rs->cap_all ? rs->cap_all * 2 : 64;
+    void *v = realloc(rs->all, cap * sizeof(*rs->all));
+    if (v == NULL)
+      return WSCHAT_ENOMEM;
+    rs->all = v;
+    rs->cap_all = cap;
+  }
+  m->all_idx = rs->nall;
+  rs->all[rs->nall++] = m;
+  m->attached = 1;
+  return 0;
+}
+
+void wschat__rooms_detach(struct wschat__rooms *rs, struct wschat__member *m) {
+  if (!m->attached)
     return;
-  struct wschat_client *last = r->members[--r->n];
-  r->members[c->room_idx] = last;
-  last->room_idx = c->room_idx;
-  c->room = NULL;
-  if (r->n == 0 && strcasecmp(r->name, WSCHAT__LOBBY) != 0) {
-    wschat__map_del(&srv->rooms, r->name);
-    room_free(r);
-  } else if (r->n < r->cap / 4 && r->cap > 16) {
-    void *m = realloc(r->members, (r->cap / 2) * sizeof(*r->members));
-    if (m != NULL) {
-      r->members = m;
+  struct wschat__member *last = rs->all[--rs->nall];
+  rs->all[m->all_idx] = last;
+  last->all_idx = m->all_idx;
+  m->attached = 0;
+}
+
+struct wschat__room *wschat__room_find(const struct wschat__rooms *rs,
+                                       const char *name) {
+  return wschat__map_get(&rs->map, name);
+}
+
+struct wschat__room *wschat__room_open(struct wschat__rooms *rs,
+                                       const char *name) {
+  struct wschat__room *r = wschat__room_find(rs, name);
+  if (r != NULL)
+    return r;
+  r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return NULL;
+  size_t len = strlen(name);
+  memcpy(r->name, name, len < WSCHAT_ROOM_MAX ? len : WSCHAT_ROOM_MAX);
+  if (wschat__map_put(&rs->map, r->name, r) != 0) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+int wschat__room_reap(struct wschat__rooms *rs, struct wschat__room *r) {
+  if (r->n > 0 || r->keep)
+    return 0;
+  wschat__map_del(&rs->map, r->name);
+  room_free(r);
+  return 1;
+}
+
+int wschat__room_add(struct wschat__room *r, struct wschat__member *m) {
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 4;
+    void *v = realloc(r->members, cap * sizeof(*r->members));
+    if (v == NULL)
+      return WSCHAT_ENOMEM;
+    r->members = v;
+    r->cap = cap;
+  }
+  if (m->nrooms == m->cap_rooms) {
+    uint16_t cap = m->cap_rooms ? (uint16_t)(m->cap_rooms * 2) : 2;
+    void *v = realloc(m->rooms, cap * sizeof(*m->rooms));
+    if (v == NULL)
+      return WSCHAT_ENOMEM;
+    m->rooms = v;
+    m->cap_rooms = cap;
+  }
+  m->rooms[m->nrooms].room = r;
+  m->rooms[m->nrooms++].idx = r->n;
+  r->members[r->n++] = m;
+  return 0;
+}
+
+int wschat__member_index(const struct wschat__member *m,
+                         const struct wschat__room *room) {
+  for (int i = 0; i < m->nrooms; i++)
+    if (m->rooms[i].room == room)
+      return i;
+  return -1;
+}
+
+void wschat__room_remove(struct wschat__room *r, struct wschat__member *m) {
+  int k = wschat__member_index(m, r);
+  if (k < 0)
+    return;
+  size_t idx = m->rooms[k].idx;
+  /* The room's last member takes the freed slot. */
+  struct wschat__member *last = r->members[--r->n];
+  r->members[idx] = last;
+  if (last != m)
+    last->rooms[wschat__member_index(last, r)].idx = idx;
+  /* m's memberships keep their joining order. */
+  memmove(m->rooms + k, m->rooms + k + 1,
+          (size_t)(m->nrooms - k - 1) * sizeof(*m->rooms));
+  m->nrooms--;
+  if (r->n < r->cap / 4 && r->cap > 16) {
+    void *v = realloc(r->members, (r->cap / 2) * sizeof(*r->members));
+    if (v != NULL) {
+      r->members = v;
       r->cap /= 2;
     }
   }
+}
+
+void wschat__member_free(struct wschat__member *m) {
+  free(m->rooms);
+  m->rooms = NULL;
+  m->nrooms = m->cap_rooms = 0;
 }
 
 struct sorted {
@@ -93,26 +164,15 @@ static int by_name(const void *a, const void *b) {
                     (*(struct wschat__room *const *)b)->name);
 }
 
-struct wschat__room **wschat__room_sorted(struct wschat_server *srv,
-                                          size_t *n) {
+struct wschat__room **wschat__rooms_sorted(const struct wschat__rooms *rs,
+                                           size_t *n) {
   struct sorted s = {NULL, 0};
   *n = 0;
-  if (srv->rooms.count == 0 ||
-      (s.v = malloc(srv->rooms.count * sizeof(*s.v))) == NULL)
+  if (rs->map.count == 0 ||
+      (s.v = malloc(rs->map.count * sizeof(*s.v))) == NULL)
     return NULL;
-  wschat__map_each(&srv->rooms, collect, &s);
+  wschat__map_each(&rs->map, collect, &s);
   qsort(s.v, s.n, sizeof(*s.v), by_name);
   *n = s.n;
   return s.v;
-}
-
-static void free_one(const char *key, void *value, void *arg) {
-  (void)key;
-  (void)arg;
-  room_free(value);
-}
-
-void wschat__room_free_all(struct wschat_server *srv) {
-  wschat__map_each(&srv->rooms, free_one, NULL);
-  wschat__map_free(&srv->rooms);
 }

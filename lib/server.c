@@ -7,28 +7,17 @@
  */
 #include "server.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
-#include "conn.h"
+#include "command.h"
 #include "frame.h"
+#include "session.h"
 #include "utf8.h"
-
-enum { POST_BROADCAST, POST_SHUTDOWN };
-
-struct wschat__post {
-  struct wschat__post *next;
-  int kind;
-  char *room; /* NULL: everyone */
-  size_t len;
-  char text[]; /* len bytes */
-};
 
 /* ---- connections ---- */
 
-int wschat__server_add(struct wschat_server *srv, struct wschat_client *c) {
+static int server_add(struct wschat_server *srv, struct wschat_client *c) {
   if (srv->nconns == srv->conns_cap) {
     size_t cap = srv->conns_cap ? srv->conns_cap * 2 : 64;
     struct wschat_client **d = malloc(cap * sizeof(*d));
@@ -54,8 +43,7 @@ int wschat__server_add(struct wschat_server *srv, struct wschat_client *c) {
   return 0;
 }
 
-static void server_remove(struct wschat_server *srv,
-                          struct wschat_client *c) {
+static void server_remove(struct wschat_server *srv, struct wschat_client *c) {
   if (c->idx >= srv->nconns || srv->conns[c->idx] != c)
     return;
   struct wschat_client *last = srv->conns[--srv->nconns];
@@ -63,26 +51,49 @@ static void server_remove(struct wschat_server *srv,
   last->idx = c->idx;
 }
 
-void wschat__server_mark_dirty(struct wschat_server *srv,
-                               struct wschat_client *c) {
-  if (c->dirty)
+struct wschat_client *wschat__server_client(struct wschat_server *srv,
+                                            uint64_t id) {
+  /* Linear: ids are kept by applications for rare lookups (a deferred
+   * decision, a message from another thread), not per delivery. */
+  for (size_t i = 0; i < srv->nconns; i++) {
+    struct wschat_client *c = srv->conns[i];
+    if (c->conn.id == id && c->conn.notify_end && !c->conn.ended)
+      return c;
+  }
+  return NULL;
+}
+
+static void mark_dirty(struct wschat__conn *conn) {
+  struct wschat_client *c = wschat__client_of(conn);
+  struct wschat_server *srv = c->srv;
+  if (conn->dirty)
     return;
-  c->dirty = 1; /* each client at most once: the ring is large enough */
+  conn->dirty = 1; /* each client at most once: the ring is large enough */
   srv->dirty[(srv->dirty_head + srv->ndirty++) % srv->conns_cap] = c;
 }
 
 static void close_handles(struct wschat_server *srv);
 
-void wschat__server_conn_closed(struct wschat_server *srv,
-                                struct wschat_client *c) {
-  if (c->dirty)
+static void on_closed(struct wschat__conn *conn) {
+  struct wschat_client *c = wschat__client_of(conn);
+  struct wschat_server *srv = c->srv;
+  if (conn->dirty)
     for (size_t i = 0; i < srv->ndirty; i++)
       if (srv->dirty[(srv->dirty_head + i) % srv->conns_cap] == c)
         srv->dirty[(srv->dirty_head + i) % srv->conns_cap] = NULL;
   server_remove(srv, c);
+  wschat__conn_release(conn);
+  wschat__session_free(c);
+  free(c);
   if (srv->shutting_down == 1 && srv->nconns == 0)
     close_handles(srv);
 }
+
+static const struct wschat__conn_cbs conn_cbs = {
+    wschat__session_on_request, wschat__session_on_message,
+    wschat__session_on_end,     on_closed,
+    mark_dirty,
+};
 
 /* Flushes every client that has output: once per loop turn. New clients
  * may become dirty while we go (a close tells a room): they are flushed in
@@ -94,8 +105,8 @@ static void flush_dirty(struct wschat_server *srv) {
     srv->ndirty--;
     if (c == NULL)
       continue;
-    c->dirty = 0;
-    wschat__conn_flush(c);
+    c->conn.dirty = 0;
+    wschat__conn_flush(&c->conn);
   }
 }
 
@@ -106,82 +117,95 @@ static void on_sweep(uv_timer_t *t) {
   struct wschat_server *srv = t->data;
   uint64_t now = uv_now(srv->loop);
   for (size_t i = 0; i < srv->nconns; i++)
-    wschat__conn_sweep(srv->conns[i], now);
+    wschat__conn_sweep(&srv->conns[i]->conn, now);
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
   struct wschat_server *srv = listener->data;
-  if (status < 0 || srv->shutting_down)
+  if (status < 0)
     return;
-  wschat__conn_accept(srv, listener);
+  struct wschat_client *c = calloc(1, sizeof(*c));
+  if (c == NULL || srv->shutting_down || server_add(srv, c) != 0) {
+    /* Take the connection off the listener anyway: libuv polls it again
+     * only once it is accepted. */
+    free(c);
+    wschat__stream_tcp_refuse(srv->loop, listener, &srv->spare);
+    return;
+  }
+  c->srv = srv;
+  c->conn.id = ++srv->next_id;
+  c->member.id = c->conn.id;
+  c->member.client = c;
+  int closing;
+  if (wschat__conn_accept(&c->conn, &srv->env, listener, &closing) != 0) {
+    if (!closing) {
+      server_remove(srv, c);
+      free(c);
+      wschat__stream_tcp_refuse(srv->loop, listener, &srv->spare);
+    }
+    return; /* on_closed frees it */
+  }
+  wschat__conn_peer(&c->conn, c->peer, sizeof(c->peer));
 }
 
 /* ---- cross-thread requests ---- */
 
-static void on_async(uv_async_t *a) {
-  struct wschat_server *srv = a->data;
-  uv_mutex_lock(&srv->post_lock);
-  struct wschat__post *p = srv->post_head;
-  srv->post_head = srv->post_tail = NULL;
-  uv_mutex_unlock(&srv->post_lock);
-  while (p) {
-    struct wschat__post *next = p->next;
-    if (p->kind == POST_BROADCAST)
-      wschat_server_broadcast(srv, p->room, p->text, p->len, NULL);
-    else
-      wschat_server_shutdown(srv, NULL, NULL);
-    free(p->room);
-    free(p);
-    p = next;
-  }
+int wschat_server_post(struct wschat_server *srv, wschat_post_cb fn,
+                       void *arg) {
+  if (srv == NULL || fn == NULL)
+    return WSCHAT_EINVAL;
+  return wschat__post(&srv->posts, fn, arg, 0);
 }
 
-static int post(struct wschat_server *srv, struct wschat__post *p) {
-  uv_mutex_lock(&srv->post_lock);
-  if (srv->post_closed) {
-    uv_mutex_unlock(&srv->post_lock);
-    free(p->room);
-    free(p);
-    return WSCHAT_ECLOSED;
-  }
-  p->next = NULL;
-  if (srv->post_tail)
-    srv->post_tail->next = p;
-  else
-    srv->post_head = p;
-  srv->post_tail = p;
-  uv_async_send(&srv->async);
-  uv_mutex_unlock(&srv->post_lock);
-  return 0;
+struct broadcast {
+  char *room; /* NULL: everyone */
+  size_t len;
+  char text[]; /* len bytes */
+};
+
+static void run_broadcast(struct wschat_server *srv, void *arg) {
+  struct broadcast *b = arg;
+  wschat_server_broadcast(srv, b->room, b->text, b->len, NULL);
+  free(b->room);
+  free(b);
 }
 
 int wschat_server_post_broadcast(struct wschat_server *srv, const char *room,
                                  const char *text, size_t len) {
   if (srv == NULL || (text == NULL && len > 0))
     return WSCHAT_EINVAL;
+  if (room && !wschat__room_valid(room, strlen(room)))
+    return WSCHAT_EROOM;
   if (text && !wschat__utf8_valid(text, len))
     return WSCHAT_EINVAL;
-  struct wschat__post *p = malloc(sizeof(*p) + len);
-  if (p == NULL)
+  struct broadcast *b = malloc(sizeof(*b) + len);
+  if (b == NULL)
     return WSCHAT_ENOMEM;
-  p->kind = POST_BROADCAST;
-  p->len = len;
+  b->len = len;
   if (len)
-    memcpy(p->text, text, len);
-  p->room = room ? strdup(room) : NULL;
-  if (room && p->room == NULL) {
-    free(p);
+    memcpy(b->text, text, len);
+  b->room = room ? strdup(room) : NULL;
+  if (room && b->room == NULL) {
+    free(b);
     return WSCHAT_ENOMEM;
   }
-  return post(srv, p);
+  int r = wschat__post(&srv->posts, run_broadcast, b, 1);
+  if (r != 0) {
+    free(b->room);
+    free(b);
+  }
+  return r;
+}
+
+static void run_shutdown(struct wschat_server *srv, void *arg) {
+  (void)arg;
+  wschat_server_shutdown(srv, NULL, NULL);
 }
 
 int wschat_server_post_shutdown(struct wschat_server *srv) {
-  struct wschat__post *p = calloc(1, sizeof(*p));
-  if (p == NULL)
-    return WSCHAT_ENOMEM;
-  p->kind = POST_SHUTDOWN;
-  return post(srv, p);
+  if (srv == NULL)
+    return WSCHAT_EINVAL;
+  return wschat__post(&srv->posts, run_shutdown, NULL, 1);
 }
 
 /* ---- create, configure, listen ---- */
@@ -203,31 +227,42 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   }
   srv->loop = loop;
   srv->mode = WSCHAT_MODE_CHAT;
-  srv->max_message = 1 << 20;
-  srv->max_output = 1 << 20;
-  srv->max_header = 8192;
-  srv->handshake_timeout_ms = 10000;
-  srv->ping_interval_ms = 20000;
-  srv->ping_timeout_ms = 20000;
-  srv->close_timeout_ms = 3000;
   srv->backlog = 1024;
-  wschat__map_init(&srv->names);
-  wschat__map_init(&srv->rooms);
-  srv->bus = wschat__bus_local_new(srv);
-  srv->iov = malloc(WSCHAT__IOV * sizeof(uv_buf_t));
-  srv->ping_frame = wschat__frame_new(WSCHAT__OP_PING, NULL, 0);
-  if (srv->bus == NULL || srv->iov == NULL || srv->ping_frame == NULL ||
-      uv_mutex_init(&srv->post_lock) != 0) {
-    if (srv->bus)
-      srv->bus->ops->free(srv->bus);
-    free(srv->iov);
-    wschat__frame_unref(srv->ping_frame);
+  struct wschat__conn_env *env = &srv->env;
+  env->loop = loop;
+  env->cbs = &conn_cbs;
+  env->max_message = 1 << 20;
+  env->max_output = 1 << 20;
+  env->max_header = 8192;
+  env->handshake_timeout_ms = 10000;
+  env->ping_interval_ms = 20000;
+  env->ping_timeout_ms = 20000;
+  env->close_timeout_ms = 3000;
+  env->rbuf = srv->rbuf;
+  env->rbuf_len = sizeof(srv->rbuf);
+  env->iov_max = WSCHAT__IOV;
+  env->iov = malloc(WSCHAT__IOV * sizeof(uv_buf_t));
+  env->ping_frame = wschat__frame_new(WSCHAT__OP_PING, NULL, 0);
+  int chat_ok = wschat__chat_init(&srv->chat, srv, wschat__session_deliver,
+                                  srv) == 0;
+  int post_ok = wschat__post_init(&srv->posts, srv) == 0;
+  if (env->iov == NULL || env->ping_frame == NULL || !chat_ok || !post_ok) {
+    if (chat_ok)
+      wschat__chat_free(&srv->chat);
+    if (post_ok)
+      wschat__post_free(&srv->posts);
+    free(env->iov);
+    wschat__frame_unref(env->ping_frame);
     if (srv->owns_loop)
       uv_loop_close(&srv->own_loop);
     free(srv);
     return WSCHAT_ENOMEM;
   }
-  srv->post_closed = 1; /* opens when listening */
+  static const struct wschat__text_io text_io = {wschat__session_reply,
+                                                 wschat__session_quit};
+  srv->text.chat = &srv->chat;
+  srv->text.io = &text_io;
+  srv->text.user = srv;
   *out = srv;
   return 0;
 }
@@ -237,6 +272,7 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
   if (srv == NULL)
     return WSCHAT_EINVAL;
   const int64_t day_ms = 86400000;
+  struct wschat__conn_env *env = &srv->env;
   switch (opt) {
   case WSCHAT_OPT_MODE:
     if (v != WSCHAT_MODE_CHAT && v != WSCHAT_MODE_ECHO)
@@ -248,17 +284,17 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
   case WSCHAT_OPT_MAX_MESSAGE:
     if (v < 1 || v > (int64_t)1 << 31)
       return WSCHAT_EINVAL;
-    srv->max_message = (size_t)v;
+    env->max_message = (size_t)v;
     return 0;
   case WSCHAT_OPT_MAX_OUTPUT:
     if (v < 1024 || v > (int64_t)1 << 40)
       return WSCHAT_EINVAL;
-    srv->max_output = (size_t)v;
+    env->max_output = (size_t)v;
     return 0;
   case WSCHAT_OPT_MAX_HEADER:
     if (v < 256 || v > 1 << 20)
       return WSCHAT_EINVAL;
-    srv->max_header = (size_t)v;
+    env->max_header = (size_t)v;
     return 0;
   case WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS:
   case WSCHAT_OPT_PING_INTERVAL_MS:
@@ -267,18 +303,28 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
     if (v < 1 || v > day_ms)
       return WSCHAT_EINVAL;
     if (opt == WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS)
-      srv->handshake_timeout_ms = (uint64_t)v;
+      env->handshake_timeout_ms = (uint64_t)v;
     else if (opt == WSCHAT_OPT_PING_INTERVAL_MS)
-      srv->ping_interval_ms = (uint64_t)v;
+      env->ping_interval_ms = (uint64_t)v;
     else if (opt == WSCHAT_OPT_PING_TIMEOUT_MS)
-      srv->ping_timeout_ms = (uint64_t)v;
+      env->ping_timeout_ms = (uint64_t)v;
     else
-      srv->close_timeout_ms = (uint64_t)v;
+      env->close_timeout_ms = (uint64_t)v;
     return 0;
   case WSCHAT_OPT_BACKLOG:
     if (v < 1 || v > 65535)
       return WSCHAT_EINVAL;
     srv->backlog = (int)v;
+    return 0;
+  case WSCHAT_OPT_MAX_ROOMS:
+    if (v < 1 || v > 1000)
+      return WSCHAT_EINVAL;
+    srv->chat.max_rooms = (size_t)v;
+    return 0;
+  case WSCHAT_OPT_QUIET_ROOM:
+    if (v < 0 || v > (int64_t)1 << 40)
+      return WSCHAT_EINVAL;
+    srv->chat.quiet_room = (size_t)v;
     return 0;
   }
   return WSCHAT_EINVAL;
@@ -291,13 +337,14 @@ static void on_failed_listener_closed(uv_handle_t *h) {
 /* The sweep runs often enough to honour the shortest deadline within about
  * a quarter of it, and at least once a second. */
 static uint64_t sweep_period(const struct wschat_server *srv) {
-  uint64_t p = srv->ping_interval_ms;
-  if (srv->ping_timeout_ms < p)
-    p = srv->ping_timeout_ms;
-  if (srv->handshake_timeout_ms < p)
-    p = srv->handshake_timeout_ms;
-  if (srv->close_timeout_ms < p)
-    p = srv->close_timeout_ms;
+  const struct wschat__conn_env *env = &srv->env;
+  uint64_t p = env->ping_interval_ms;
+  if (env->ping_timeout_ms < p)
+    p = env->ping_timeout_ms;
+  if (env->handshake_timeout_ms < p)
+    p = env->handshake_timeout_ms;
+  if (env->close_timeout_ms < p)
+    p = env->close_timeout_ms;
   p /= 4;
   return p < 20 ? 20 : p > 1000 ? 1000 : p;
 }
@@ -343,18 +390,16 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_prepare_init(srv->loop, &srv->prepare);
   uv_check_init(srv->loop, &srv->check);
   uv_timer_init(srv->loop, &srv->sweep);
-  uv_async_init(srv->loop, &srv->async, on_async);
-  srv->prepare.data = srv->check.data = srv->sweep.data = srv->async.data =
-      srv;
-  srv->handles_open += 4;
+  srv->prepare.data = srv->check.data = srv->sweep.data = srv;
+  srv->handles_open += 3;
+  if (wschat__post_open(&srv->posts, srv->loop) == 0) {
+    srv->posts_open = 1;
+    srv->handles_open++;
+  }
   uv_prepare_start(&srv->prepare, on_prepare);
   uv_check_start(&srv->check, on_check);
   uint64_t period = sweep_period(srv);
   uv_timer_start(&srv->sweep, on_sweep, period, period);
-  uv_unref((uv_handle_t *)&srv->async);
-  uv_mutex_lock(&srv->post_lock);
-  srv->post_closed = 0;
-  uv_mutex_unlock(&srv->post_lock);
   srv->listening = 1;
   return 0;
 }
@@ -375,21 +420,25 @@ int wschat_server_run(struct wschat_server *srv) {
 
 /* ---- hooks ---- */
 
-#define HOOK_SETTER(fn, type, field)                                           \
+#define HOOK_SETTER(fn, type, field, user_field)                               \
   void fn(struct wschat_server *srv, type cb, void *user) {                   \
     srv->field = cb;                                                           \
-    srv->field##_user = user;                                                  \
+    srv->user_field = user;                                                    \
   }
-HOOK_SETTER(wschat_server_on_connect, wschat_connect_cb, on_connect)
-HOOK_SETTER(wschat_server_on_disconnect, wschat_disconnect_cb, on_disconnect)
-HOOK_SETTER(wschat_server_on_message, wschat_message_cb, on_message)
-HOOK_SETTER(wschat_server_on_join, wschat_join_cb, on_join)
-HOOK_SETTER(wschat_server_on_leave, wschat_leave_cb, on_leave)
+HOOK_SETTER(wschat_server_on_connect, wschat_connect_cb, on_connect,
+            on_connect_user)
+HOOK_SETTER(wschat_server_on_disconnect, wschat_disconnect_cb, on_disconnect,
+            on_disconnect_user)
+HOOK_SETTER(wschat_server_on_message, wschat_message_cb, on_message,
+            on_message_user)
+HOOK_SETTER(wschat_server_on_join, wschat_join_cb, chat.on_join,
+            chat.on_join_user)
+HOOK_SETTER(wschat_server_on_leave, wschat_leave_cb, chat.on_leave,
+            chat.on_leave_user)
 
 /* ---- shutdown and free ---- */
 
-static void on_handle_closed(uv_handle_t *h) {
-  struct wschat_server *srv = h->data;
+static void handle_done(struct wschat_server *srv) {
   if (--srv->handles_open == 0) {
     srv->shutting_down = 3;
     if (srv->on_shutdown)
@@ -397,17 +446,21 @@ static void on_handle_closed(uv_handle_t *h) {
   }
 }
 
+static void on_handle_closed(uv_handle_t *h) { handle_done(h->data); }
+
+static void on_post_closed(uv_handle_t *h) {
+  handle_done(((struct wschat__post_queue *)h->data)->srv);
+}
+
 /* Every client is gone: close our remaining handles. */
 static void close_handles(struct wschat_server *srv) {
   srv->shutting_down = 2;
-  uv_mutex_lock(&srv->post_lock);
-  srv->post_closed = 1;
-  uv_mutex_unlock(&srv->post_lock);
-  on_async(&srv->async); /* drain what was posted; nothing more comes */
   uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
-  uv_close((uv_handle_t *)&srv->async, on_handle_closed);
+  /* What was posted runs now; nothing more is taken. */
+  if (srv->posts_open)
+    wschat__post_close(&srv->posts, on_post_closed);
 }
 
 int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
@@ -425,20 +478,22 @@ int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
     return 0;
   }
   srv->shutting_down = 1;
-  uv_mutex_lock(&srv->post_lock);
-  srv->post_closed = 1; /* posts from now on are refused, not lost */
-  uv_mutex_unlock(&srv->post_lock);
+  srv->chat.silent_leaves = 1;
+  wschat__post_drain(&srv->posts);
   uv_close(&srv->listener.handle, on_handle_closed);
   /* Clients leave the array only in close callbacks, so it stays whole. A
-   * client inside its on_connect is answered 503 when that returns. */
+   * client inside its on_connect is answered 503 when that returns; a
+   * deferred one now. */
   for (size_t i = 0; i < srv->nconns; i++) {
     struct wschat_client *c = srv->conns[i];
     if (c->in_connect)
       continue;
-    if (c->state == WSCHAT__CONN_OPEN)
-      wschat__conn_close(c, 1001, "server shutting down");
-    else if (c->state == WSCHAT__CONN_HTTP)
-      wschat__conn_drop(c, 1001);
+    if (c->conn.state == WSCHAT__CONN_OPEN)
+      wschat__conn_close(&c->conn, 1001, "server shutting down");
+    else if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred)
+      wschat__session_decide(c);
+    else if (c->conn.state == WSCHAT__CONN_HTTP)
+      wschat__conn_drop(&c->conn, 1001);
   }
   if (srv->nconns == 0)
     close_handles(srv);
@@ -451,13 +506,13 @@ int wschat_server_free(struct wschat_server *srv) {
   if (srv->nconns > 0 || srv->listener_closing ||
       (srv->listening && srv->shutting_down != 3))
     return WSCHAT_ESTATE;
-  wschat__chat_free(srv);
-  srv->bus->ops->free(srv->bus);
-  wschat__frame_unref(srv->ping_frame);
-  free(srv->iov);
+  wschat__chat_free(&srv->chat);
+  wschat__routes_free(&srv->routes);
+  wschat__post_free(&srv->posts);
+  wschat__frame_unref(srv->env.ping_frame);
+  free(srv->env.iov);
   free(srv->conns);
   free(srv->dirty);
-  uv_mutex_destroy(&srv->post_lock);
   if (srv->owns_loop) {
     uv_run(&srv->own_loop, UV_RUN_NOWAIT);
     uv_loop_close(&srv->own_loop);

@@ -1,13 +1,13 @@
 /*
- * server: the listener, the set of connections, options, hooks, the flush
- * of corked output once per loop turn, the one sweep timer shared by all
- * connections, cross-thread requests, and shutdown.
+ * server: the listener, the set of connections, options, the flush of
+ * corked output once per loop turn, the one sweep timer shared by all
+ * connections, and shutdown.
  *
- * Owns: its handles (listener, prepare, check, sweep timer, async), the
- * connection array (the connections themselves own their memory until their
- * close callback), the room registry and name registry (through chat), the
- * bus, the shared read buffer and the shared ping frame. Runs on the
- * caller's uv_loop_t, or on a loop of its own.
+ * Owns: its handles (listener, prepare, check, sweep timer, the post
+ * queue's async), the connection array (the clients themselves own their
+ * memory until their close callback), the chat (rooms, names, bus), the
+ * HTTP routes, the shared read buffer and the shared ping frame. Runs on
+ * the caller's uv_loop_t, or on a loop of its own.
  */
 #ifndef WSCHAT_SERVER_H
 #define WSCHAT_SERVER_H
@@ -17,13 +17,16 @@
 
 #include <uv.h>
 
-#include "bus.h"
-#include "map.h"
+#include "chat.h"
+#include "conn.h"
+#include "post.h"
+#include "route.h"
+#include "stream.h"
+#include "text_proto.h"
 #include "wschat.h"
 
 #define WSCHAT__READ_BUF (64 * 1024)
-
-struct wschat__post; /* a cross-thread request (server.c) */
+#define WSCHAT__IOV 1024
 
 struct wschat_server {
   uv_loop_t *loop;
@@ -36,19 +39,17 @@ struct wschat_server {
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_check_t check;     /* flush after I/O callbacks */
   uv_timer_t sweep;
-  uv_async_t async;
+  struct wschat__spare spare; /* refuses connections when memory is short */
   int listening;
   int listener_closing; /* a failed listen's handle is still closing */
-  int shutting_down;
-  int handles_open; /* handles not yet closed (shutdown) */
+  int shutting_down;    /* 1 closing clients, 2 closing handles, 3 done */
+  int handles_open;     /* handles not yet closed (shutdown) */
   int port;
 
   /* options */
   int mode;
-  size_t max_message, max_output, max_header;
-  uint64_t handshake_timeout_ms, ping_interval_ms, ping_timeout_ms,
-      close_timeout_ms;
   int backlog;
+  struct wschat__conn_env env; /* limits, timeouts, buffers for conns */
 
   /* hooks */
   wschat_connect_cb on_connect;
@@ -57,10 +58,6 @@ struct wschat_server {
   void *on_disconnect_user;
   wschat_message_cb on_message;
   void *on_message_user;
-  wschat_join_cb on_join;
-  void *on_join_user;
-  wschat_leave_cb on_leave;
-  void *on_leave_user;
   wschat_shutdown_cb on_shutdown;
   void *on_shutdown_user;
 
@@ -73,32 +70,18 @@ struct wschat_server {
    * fails. A closed client's slot is set to NULL. */
   struct wschat_client **dirty;
   size_t dirty_head, ndirty;
-  uv_buf_t *iov; /* owned scratch for writev, WSCHAT__IOV entries */
 
-  /* chat */
-  struct wschat__map names; /* name -> client */
-  struct wschat__map rooms; /* room name -> struct wschat__room */
-  uint64_t next_guest;
-  struct wschat__bus *bus; /* owned */
+  struct wschat__chat chat;
+  struct wschat__text text; /* the text protocol over chat */
+  struct wschat__routes routes;
+  struct wschat__post_queue posts;
+  int posts_open; /* its async handle is open */
 
-  /* cross-thread requests, guarded by post_lock */
-  uv_mutex_t post_lock;
-  struct wschat__post *post_head, *post_tail;
-  int post_closed;
-
-  struct wschat__frame *ping_frame; /* owned reference, shared by all */
-  char rbuf[WSCHAT__READ_BUF];      /* the shared read buffer */
+  char rbuf[WSCHAT__READ_BUF]; /* the shared read buffer */
 };
 
-#define WSCHAT__IOV 1024
-
-/* Adds c to the connection array (it leaves in wschat__server_conn_closed). */
-int wschat__server_add(struct wschat_server *srv, struct wschat_client *c);
-/* Marks c for flushing at the end of this loop turn. */
-void wschat__server_mark_dirty(struct wschat_server *srv,
-                               struct wschat_client *c);
-/* Called from a client's close callback. */
-void wschat__server_conn_closed(struct wschat_server *srv,
-                                struct wschat_client *c);
+/* The client with id, or NULL. */
+struct wschat_client *wschat__server_client(struct wschat_server *srv,
+                                            uint64_t id);
 
 #endif

@@ -12,14 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
-#include "server.h"
+#include "frame.h"
 #include "utf8.h"
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user) {
   (void)flags;
-  struct wschat__ws *w = &((struct wschat_client *)user)->ws;
+  struct wschat__ws *w = user;
   if (w->in_len == 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     return -1;
@@ -34,8 +33,9 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                        size_t len, int flags, void *user) {
   (void)flags;
+  struct wschat__ws *w = user;
   struct wschat__frame *f = wschat__frame_new(-1, data, len);
-  if (f == NULL || wschat__conn_push_raw(user, f) != 0) {
+  if (f == NULL || w->cbs->push(w->user, f) != 0) {
     wschat__frame_unref(f);
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
@@ -47,7 +47,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *a,
                            void *user) {
   (void)ctx;
-  struct wschat__ws *w = &((struct wschat_client *)user)->ws;
+  struct wschat__ws *w = user;
   w->frame_ctrl = (a->opcode & 8) != 0;
   w->frame_fin = a->fin;
   w->frame_first = a->opcode != WSLAY_CONTINUATION_FRAME;
@@ -65,7 +65,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
 static void on_frame_chunk(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_chunk_arg *a,
                            void *user) {
-  struct wschat__ws *w = &((struct wschat_client *)user)->ws;
+  struct wschat__ws *w = user;
   if (w->frame_ctrl || w->oom)
     return;
   if (w->frame_first && w->frame_fin && w->frame_off == 0 &&
@@ -100,25 +100,25 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
                         const struct wslay_event_on_msg_recv_arg *arg,
                         void *user) {
   (void)ctx;
-  struct wschat_client *c = user;
+  struct wschat__ws *w = user;
   switch (arg->opcode) {
   case WSLAY_TEXT_FRAME:
   case WSLAY_BINARY_FRAME: {
-    struct wschat__ws *w = &c->ws;
     if (w->oom)
       break;
     const uint8_t *msg = w->direct ? w->direct : w->buf;
     size_t len = w->direct ? w->direct_len : w->buf_len;
     w->direct = NULL;
     w->buf_len = 0;
-    wschat__conn_on_message(c, arg->opcode, msg, len);
+    if (w->cbs->is_open(w->user))
+      w->cbs->on_message(w->user, arg->opcode, msg, len);
     break;
   }
   case WSLAY_CONNECTION_CLOSE:
-    wschat__conn_on_close(c, arg->status_code ? arg->status_code : 1005);
+    w->cbs->on_close(w->user, arg->status_code ? arg->status_code : 1005);
     break;
   case WSLAY_PONG:
-    wschat__conn_on_pong(c);
+    w->cbs->on_pong(w->user);
     break;
   case WSLAY_PING:
     /* wslay has queued the pong: send it now, so that it goes out before
@@ -130,21 +130,26 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
   }
 }
 
-static int ensure_ctx(struct wschat_client *c) {
-  if (c->ws.ctx != NULL)
+void wschat__ws_init(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
+                     void *user) {
+  w->cbs = cbs;
+  w->user = user;
+}
+
+static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
+  if (w->ctx != NULL)
     return 0;
   static const struct wslay_event_callbacks cbs = {
       recv_cb,        send_cb, NULL, on_frame_start,
       on_frame_chunk, NULL,    on_msg_recv,
   };
-  if (wslay_event_context_server_init(&c->ws.ctx, &cbs, c) != 0) {
-    c->ws.ctx = NULL;
+  if (wslay_event_context_server_init(&w->ctx, &cbs, w) != 0) {
+    w->ctx = NULL;
     return -1;
   }
-  wslay_event_config_set_no_buffering(c->ws.ctx, 1);
+  wslay_event_config_set_no_buffering(w->ctx, 1);
   /* scan() enforces the limit with a reason; this is a second fence. */
-  wslay_event_config_set_max_recv_msg_length(c->ws.ctx,
-                                             c->srv->max_message + 1);
+  wslay_event_config_set_max_recv_msg_length(w->ctx, max_message + 1);
   return 0;
 }
 
@@ -244,9 +249,10 @@ static void unmask(uint8_t *p, size_t n, const uint8_t key[4]) {
  * it consumed; the rest goes through the scanner and wslay. Invalid UTF-8
  * is masked back and left to wslay, which fails the connection with 1007.
  */
-static size_t fast_path(struct wschat_client *c, uint8_t *p, size_t len) {
-  size_t pos = 0, max = c->srv->max_message;
-  while (c->state == WSCHAT__CONN_OPEN && len - pos >= 6) {
+static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
+                        size_t max) {
+  size_t pos = 0;
+  while (len - pos >= 6 && w->cbs->is_open(w->user)) {
     uint8_t b0 = p[pos], b1 = p[pos + 1];
     int op = b0 & 0x0F;
     if ((b0 & 0xF0) != 0x80 || (op != 1 && op != 2) || !(b1 & 0x80))
@@ -271,27 +277,30 @@ static size_t fast_path(struct wschat_client *c, uint8_t *p, size_t len) {
       break;
     }
     pos += hl + plen;
-    wschat__conn_on_message(c, op, payload, plen);
+    w->cbs->on_message(w->user, op, payload, plen);
   }
   return pos;
 }
 
-int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len) {
-  struct wschat__ws *w = &c->ws;
+int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
+                    size_t max_message) {
   if (w->failed)
     return 0; /* after a close or a failure, input is discarded */
   if (w->hlen == 0 && w->remaining == 0 && !w->in_frag) {
-    size_t n = fast_path(c, data, len);
+    size_t n = fast_path(w, data, len, max_message);
     data += n;
     len -= n;
-    if (len == 0 || c->state == WSCHAT__CONN_DEAD)
+    /* A message may have closed the connection: nothing after our close
+     * is read (an idle close set failed; a wslay close still reads the
+     * peer's close frame). */
+    if (len == 0 || w->failed)
       return 0;
   }
-  if (ensure_ctx(c) != 0)
+  if (ensure_ctx(w, max_message) != 0)
     return -1;
   int code = 0;
   const char *why = NULL;
-  size_t ok = scan(w, data, len, c->srv->max_message, &code, &why);
+  size_t ok = scan(w, data, len, max_message, &code, &why);
   w->in = data;
   w->in_len = ok;
   int r = wslay_event_recv(w->ctx);
@@ -303,8 +312,7 @@ int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len) {
     wslay_event_shutdown_read(w->ctx);
     wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)why,
                             strlen(why));
-    if (c->end_code == 0)
-      c->end_code = (uint16_t)code;
+    w->cbs->on_fail(w->user, code);
   }
   if (r != 0 || !wslay_event_get_read_enabled(w->ctx))
     w->failed = 1;
@@ -328,32 +336,32 @@ size_t wschat__ws_close_payload(uint8_t out[125], int code,
   return 2 + rlen;
 }
 
-int wschat__ws_close(struct wschat_client *c, int code, const char *reason) {
-  if (ensure_ctx(c) != 0)
+int wschat__ws_close(struct wschat__ws *w, int code, const char *reason,
+                     size_t max_message) {
+  if (ensure_ctx(w, max_message) != 0)
     return -1;
   uint8_t payload[125];
   size_t n = wschat__ws_close_payload(payload, code, reason);
-  wslay_event_queue_close(c->ws.ctx, (uint16_t)code, payload + 2, n - 2);
-  return wslay_event_send(c->ws.ctx) == 0 ? 0 : -1;
+  wslay_event_queue_close(w->ctx, (uint16_t)code, payload + 2, n - 2);
+  return wslay_event_send(w->ctx) == 0 ? 0 : -1;
 }
 
-int wschat__ws_code_sent(const struct wschat_client *c) {
-  if (c->ws.ctx == NULL || !wslay_event_get_close_sent(c->ws.ctx))
+int wschat__ws_code_sent(const struct wschat__ws *w) {
+  if (w->ctx == NULL || !wslay_event_get_close_sent(w->ctx))
     return 1006;
-  return wslay_event_get_status_code_sent(c->ws.ctx);
+  return wslay_event_get_status_code_sent(w->ctx);
 }
 
-int wschat__ws_close_sent(const struct wschat_client *c) {
-  return c->ws.ctx != NULL && wslay_event_get_close_sent(c->ws.ctx);
+int wschat__ws_close_sent(const struct wschat__ws *w) {
+  return w->ctx != NULL && wslay_event_get_close_sent(w->ctx);
 }
 
-int wschat__ws_read_done(const struct wschat_client *c) {
-  return c->ws.failed ||
-         (c->ws.ctx != NULL && !wslay_event_get_read_enabled(c->ws.ctx));
+int wschat__ws_read_done(const struct wschat__ws *w) {
+  return w->failed ||
+         (w->ctx != NULL && !wslay_event_get_read_enabled(w->ctx));
 }
 
-void wschat__ws_trim(struct wschat_client *c) {
-  struct wschat__ws *w = &c->ws;
+void wschat__ws_trim(struct wschat__ws *w) {
   if (w->ctx == NULL || w->hlen != 0 || w->remaining != 0 || w->in_frag ||
       w->failed || wslay_event_want_write(w->ctx) ||
       wslay_event_get_close_sent(w->ctx))
@@ -365,9 +373,9 @@ void wschat__ws_trim(struct wschat_client *c) {
   w->buf_len = w->buf_cap = 0;
 }
 
-void wschat__ws_free(struct wschat_client *c) {
-  wslay_event_context_free(c->ws.ctx);
-  c->ws.ctx = NULL;
-  free(c->ws.buf);
-  c->ws.buf = NULL;
+void wschat__ws_free(struct wschat__ws *w) {
+  wslay_event_context_free(w->ctx);
+  w->ctx = NULL;
+  free(w->buf);
+  w->buf = NULL;
 }

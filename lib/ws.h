@@ -13,8 +13,8 @@
  * at a time and checks UTF-8 with an ASCII fast path, where wslay works a
  * byte at a time. Everything else (control frames, fragments, partial or
  * 64-bit-length frames, invalid UTF-8, reserved bits) goes to wslay.
- * Never touches sockets: wslay's output goes to the connection's queue
- * (wschat__conn_push_raw), messages go to wschat__conn_on_message.
+ * Never touches sockets and knows no connection: wslay's output, whole
+ * messages, closes and pongs go up through struct wschat__ws_cbs.
  */
 #ifndef WSCHAT_WS_H
 #define WSCHAT_WS_H
@@ -24,9 +24,27 @@
 
 #include <wslay/wslay.h>
 
-struct wschat_client;
+struct wschat__frame;
+
+/* Upcalls to the connection; user is the one given to wschat__ws_init. */
+struct wschat__ws_cbs {
+  /* A whole text or binary message (valid during the call). */
+  void (*on_message)(void *user, int opcode, const uint8_t *msg, size_t len);
+  /* The peer's close frame arrived (code 1005 if it had none). */
+  void (*on_close)(void *user, int code);
+  /* We are failing the connection with code (1002, 1009: a close frame
+   * with that code is queued). */
+  void (*on_fail)(void *user, int code);
+  void (*on_pong)(void *user);
+  /* Queues wslay's own output (takes the frame reference). 0 or -1. */
+  int (*push)(void *user, struct wschat__frame *f);
+  /* 1 while messages are still wanted (the connection is open). */
+  int (*is_open)(void *user);
+};
 
 struct wschat__ws {
+  const struct wschat__ws_cbs *cbs;
+  void *user;
   wslay_event_context_ptr ctx; /* owned; NULL while idle */
   const uint8_t *in;           /* bytes being fed (not owned) */
   size_t in_len;
@@ -46,20 +64,27 @@ struct wschat__ws {
   size_t buf_len, buf_cap;
 };
 
+/* Sets w up (zeroed) with its upcalls. */
+void wschat__ws_init(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
+                     void *user);
+
 /*
- * Feeds bytes from the peer. Messages, pings and closes are handled through
- * the connection. data is the server's read buffer: the fast path unmasks
- * frames in place. Returns 0, or -1 if the connection must be dropped
- * without a close handshake (out of memory).
+ * Feeds bytes from the peer; messages over max_message fail with 1009.
+ * Messages, pings and closes go up through the callbacks. data is the
+ * server's read buffer: the fast path unmasks frames in place. Returns 0,
+ * or -1 if the connection must be dropped without a close handshake (out
+ * of memory).
  */
-int wschat__ws_feed(struct wschat_client *c, uint8_t *data, size_t len);
+int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
+                    size_t max_message);
 
 /*
  * Queues a close frame (code, reason of at most 123 bytes or NULL) unless
  * one was already queued, and pushes it to the output queue.
  * Returns 0, or -1 when out of memory.
  */
-int wschat__ws_close(struct wschat_client *c, int code, const char *reason);
+int wschat__ws_close(struct wschat__ws *w, int code, const char *reason,
+                     size_t max_message);
 
 /*
  * Writes a close frame's payload (code, then reason cut to at most 123
@@ -69,18 +94,18 @@ size_t wschat__ws_close_payload(uint8_t out[125], int code,
                                 const char *reason);
 
 /* The close code this side sent (1006 if none was sent). */
-int wschat__ws_code_sent(const struct wschat_client *c);
+int wschat__ws_code_sent(const struct wschat__ws *w);
 
 /* 1 if wslay has sent its close frame. */
-int wschat__ws_close_sent(const struct wschat_client *c);
+int wschat__ws_close_sent(const struct wschat__ws *w);
 /* 1 if the read side is finished (close received or connection failed). */
-int wschat__ws_read_done(const struct wschat_client *c);
+int wschat__ws_read_done(const struct wschat__ws *w);
 
 /* Frees the wslay context if the connection is between messages with
  * nothing pending; it is rebuilt when bytes arrive. */
-void wschat__ws_trim(struct wschat_client *c);
+void wschat__ws_trim(struct wschat__ws *w);
 
 /* Frees everything (connection teardown). */
-void wschat__ws_free(struct wschat_client *c);
+void wschat__ws_free(struct wschat__ws *w);
 
 #endif

@@ -1,0 +1,61 @@
+/*
+ * event: one chat happening as data (a line, a /me, a join, a leave, a
+ * rename, a whisper, a notice), reference-counted, with the frames built
+ * from it for each view.
+ *
+ * Owns: the event's memory (struct and strings in one block) and one
+ * reference to each frame in its cache. Never renders (that is a view's
+ * job, see view.h), never touches sockets, never delivers.
+ */
+#ifndef WSCHAT_EVENT_H
+#define WSCHAT_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wschat.h"
+
+struct wschat__frame;
+
+/* Views: how a client sees events. Text is the plain protocol of the
+ * README; more views (JSON) come with their own renderer in view.c. */
+enum { WSCHAT__VIEW_TEXT = 0, WSCHAT__VIEWS = 1 };
+
+/* Variants of one event within a view: the same whisper reads
+ * "[whisper from A]" to its recipient and "[whisper to B]" to its sender. */
+enum { WSCHAT__TO_RECIPIENT = 0, WSCHAT__TO_SENDER = 1, WSCHAT__VARIANTS = 2 };
+
+struct wschat_event {
+  uint32_t refs;
+  uint8_t kind;   /* enum wschat_event_kind */
+  uint64_t id;    /* set by the chat when it emits the event */
+  int64_t ts;     /* ms since the Unix epoch, set with id */
+  uint64_t client; /* the sender's client id; 0: the application */
+  uint64_t skip;   /* room events: a client id that gets nothing (0: none) */
+  uint64_t group;  /* NICK: the events of one rename share it */
+  const char *room, *from, *to, *reason; /* in mem, or NULL */
+  const char *text;                      /* in mem; "" if none */
+  size_t text_len;
+  struct wschat__frame *frames[WSCHAT__VIEWS][WSCHAT__VARIANTS]; /* owned */
+  char mem[];
+};
+
+/*
+ * Makes an event of kind with copies of the strings (each may be NULL;
+ * text may hold any bytes, len of them). The caller owns the one
+ * reference returned. Returns NULL when out of memory.
+ */
+struct wschat_event *wschat__event_new(int kind, const char *room,
+                                       const char *from, const char *to,
+                                       const char *text, size_t len,
+                                       const char *reason);
+
+static inline struct wschat_event *wschat__event_ref(struct wschat_event *ev) {
+  ev->refs++;
+  return ev;
+}
+
+/* Drops a reference; the last one frees the event and its frames. */
+void wschat__event_unref(struct wschat_event *ev);
+
+#endif

@@ -1,0 +1,92 @@
+/* outq: see outq.h. */
+#include "outq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+int wschat__outq_push(struct wschat__outq *q, struct wschat__frame *f) {
+  if (q->tail == q->cap) {
+    if (q->head > 0) {
+      memmove(q->v, q->v + q->head, (q->tail - q->head) * sizeof(*q->v));
+      q->tail -= q->head;
+      q->head = 0;
+    } else {
+      uint32_t cap = q->cap ? q->cap * 2 : 8;
+      void *v = realloc(q->v, cap * sizeof(*q->v));
+      if (v == NULL)
+        return -1;
+      q->v = v;
+      q->cap = cap;
+    }
+  }
+  q->v[q->tail++] = f;
+  q->bytes += f->len;
+  return 0;
+}
+
+void wschat__outq_consume(struct wschat__outq *q, size_t n) {
+  q->bytes -= n;
+  while (n > 0) {
+    struct wschat__frame *f = q->v[q->head];
+    size_t rest = f->len - q->off;
+    if (n < rest) {
+      q->off += (uint32_t)n;
+      break;
+    }
+    n -= rest;
+    q->off = 0;
+    q->head++;
+    wschat__frame_unref(f);
+  }
+  if (q->head == q->tail)
+    q->head = q->tail = 0;
+}
+
+void wschat__outq_discard_unsent(struct wschat__outq *q) {
+  size_t acc = 0;
+  uint32_t i = q->head;
+  while (i < q->tail && (acc < q->inflight || (i == q->head && q->off > 0))) {
+    acc += q->v[i]->len - (i == q->head ? q->off : 0);
+    i++;
+  }
+  for (uint32_t k = i; k < q->tail; k++)
+    wschat__frame_unref(q->v[k]);
+  q->tail = i;
+  q->bytes = acc;
+}
+
+size_t wschat__outq_iov(const struct wschat__outq *q, uv_buf_t *iov,
+                        size_t max, size_t *nb) {
+  size_t total = 0, n = 0;
+  for (uint32_t i = q->head; i < q->tail && n < max; i++) {
+    struct wschat__frame *f = q->v[i];
+    uint32_t off = i == q->head ? q->off : 0;
+    iov[n++] = uv_buf_init((char *)f->data + off, f->len - off);
+    total += f->len - off;
+  }
+  *nb = n;
+  return total;
+}
+
+size_t wschat__outq_backlog(const struct wschat__outq *q) {
+  if (q->head == q->tail)
+    return 0;
+  return q->bytes - (q->v[q->head]->len - q->off);
+}
+
+void wschat__outq_trim(struct wschat__outq *q) {
+  if (q->head != q->tail || q->inflight != 0)
+    return;
+  free(q->v);
+  q->v = NULL;
+  q->cap = q->head = q->tail = 0;
+}
+
+void wschat__outq_free(struct wschat__outq *q) {
+  for (uint32_t i = q->head; i < q->tail; i++)
+    wschat__frame_unref(q->v[i]);
+  free(q->v);
+  memset(q, 0, sizeof(*q));
+}

@@ -1,0 +1,51 @@
+/*
+ * outq: a connection's output queue: references to frames, in order,
+ * written from the head. A broadcast adds one reference per recipient; no
+ * frame is ever copied here.
+ *
+ * Owns: the slot array and one frame reference per queued slot. Never
+ * writes to a socket (conn does that with the buffers outq_iov gives).
+ */
+#ifndef WSCHAT_OUTQ_H
+#define WSCHAT_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct wschat__frame;
+
+struct wschat__outq {
+  struct wschat__frame **v; /* owned array; each slot owns one reference */
+  uint32_t head, tail, cap; /* queued slots are [head, tail) */
+  uint32_t off;             /* bytes of v[head] already written */
+  size_t bytes;             /* bytes queued and not yet written */
+  size_t inflight;          /* bytes handed to a pending write; a write is
+                               pending exactly when this is not 0 */
+};
+
+/* Appends f, taking the caller's reference. Returns 0 or -1 (no memory:
+ * the reference is still the caller's). */
+int wschat__outq_push(struct wschat__outq *q, struct wschat__frame *f);
+/* Drops n written bytes from the head. */
+void wschat__outq_consume(struct wschat__outq *q, size_t n);
+/* Drops every frame that no pending write needs (a slow consumer's
+ * backlog); a partly written frame is kept so the stream stays whole. */
+void wschat__outq_discard_unsent(struct wschat__outq *q);
+/* Fills up to max buffers from the head; returns their total bytes and
+ * stores their count in *n. */
+size_t wschat__outq_iov(const struct wschat__outq *q, uv_buf_t *iov,
+                        size_t max, size_t *n);
+/* Bytes beyond the frame being written (what the kernel would not take
+ * beyond it: one message larger than a cap is not a backlog by itself). */
+size_t wschat__outq_backlog(const struct wschat__outq *q);
+static inline int wschat__outq_empty(const struct wschat__outq *q) {
+  return q->head == q->tail;
+}
+/* Gives back the slot array of an empty queue (idle connections). */
+void wschat__outq_trim(struct wschat__outq *q);
+/* Drops every reference and the array. */
+void wschat__outq_free(struct wschat__outq *q);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * session: see session.h.
+ *
+ * An upgrade request: the path is kept, on_connect runs (it may name the
+ * client, choose its room and subprotocol, add headers, refuse, or defer),
+ * then the request is decided: refused with an HTTP status, or answered
+ * 101 and the client enters the chat (welcome, room). A plain request goes
+ * to the routes.
+ */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "event.h"
+#include "frame.h"
+#include "http.h"
+#include "route.h"
+#include "server.h"
+#include "utf8.h"
+#include "view.h"
+
+/* ---- requests ---- */
+
+static void respond_status(struct wschat_client *c, int status,
+                           const char *body) {
+  char head[8192], text[512];
+  snprintf(text, sizeof(text), "%s\n", body ? body : "");
+  size_t bl = strlen(text);
+  const char *extra = c->hs && c->hs->headers ? c->hs->headers : NULL;
+  size_t hl = wschat__http_write_head(head, sizeof(head), status, NULL, bl,
+                                      extra);
+  char *out = malloc(hl + bl);
+  if (hl == 0 || out == NULL) {
+    free(out);
+    wschat__conn_drop(&c->conn, status);
+    return;
+  }
+  memcpy(out, head, hl);
+  if (!(c->conn.http && c->conn.http->is_head))
+    memcpy(out + hl, text, bl);
+  else
+    bl = 0;
+  wschat__conn_respond(&c->conn, status, out, hl + bl);
+  free(out);
+}
+
+static void plain_request(struct wschat_client *c) {
+  char *out;
+  size_t len;
+  int status =
+      wschat__routes_serve(&c->srv->routes, c->conn.http, &out, &len);
+  if (status == 0) {
+    wschat__conn_drop(&c->conn, 500);
+    return;
+  }
+  wschat__conn_respond(&c->conn, status, out, len);
+  free(out);
+}
+
+static int save_request(struct wschat_client *c) {
+  const struct wschat__http *h = c->conn.http;
+  size_t qlen = h->query ? h->query_len : 0;
+  c->path = malloc(h->path_len + qlen + 2);
+  c->hs = calloc(1, sizeof(*c->hs));
+  if (c->path == NULL || c->hs == NULL)
+    return -1;
+  memcpy(c->path, h->path, h->path_len);
+  c->path[h->path_len] = '\0';
+  if (qlen)
+    memcpy(c->path + h->path_len + 1, h->query, qlen);
+  c->path[h->path_len + 1 + qlen] = '\0';
+  /* The offered subprotocols, as one list (repeated headers joined). */
+  size_t total = 0;
+  const struct wschat__http_header *p = NULL;
+  while ((p = wschat__http_header_next(h, "Sec-WebSocket-Protocol", p)))
+    total += p->value_len + 2;
+  c->hs->protocols = malloc(total + 1);
+  if (c->hs->protocols == NULL)
+    return -1;
+  size_t n = 0;
+  while ((p = wschat__http_header_next(h, "Sec-WebSocket-Protocol", p))) {
+    if (p->value_len == 0)
+      continue;
+    if (n) {
+      memcpy(c->hs->protocols + n, ", ", 2);
+      n += 2;
+    }
+    memcpy(c->hs->protocols + n, p->value, p->value_len);
+    n += p->value_len;
+  }
+  c->hs->protocols[n] = '\0';
+  return 0;
+}
+
+static void free_hs(struct wschat_client *c) {
+  if (c->hs == NULL)
+    return;
+  free(c->hs->reject_reason);
+  free(c->hs->protocols);
+  free(c->hs->headers);
+  free(c->hs);
+  c->hs = NULL;
+}
+
+/* Accepts the upgrade: 101, then the chat (or echo) begins. */
+static void open_client(struct wschat_client *c) {
+  struct wschat_server *srv = c->srv;
+  const struct wschat__http *h = c->conn.http;
+  char accept[29], buf[8192];
+  wschat__ws_accept(h->key, h->key_len, accept);
+  size_t n = accept[0] ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
+                                                    c->protocol,
+                                                    c->hs->headers)
+                       : 0;
+  if (n == 0) {
+    wschat__conn_drop(&c->conn, 1011);
+    return;
+  }
+  struct wschat__hs *hs = c->hs;
+  c->hs = NULL; /* kept below until the chat has it */
+  if (wschat__conn_upgrade(&c->conn, buf, n) != 0) {
+    c->hs = hs;
+    return;
+  }
+  if (c->reject_code) {
+    wschat__conn_close(&c->conn, c->reject_code, hs->reject_reason);
+  } else if (srv->mode == WSCHAT_MODE_CHAT &&
+             wschat__text_open(&srv->text, &c->member, wschat_client_query(c),
+                               hs->name[0] ? hs->name : NULL,
+                               hs->room[0] ? hs->room : NULL) != 0) {
+    wschat__conn_close(&c->conn, 1011, "out of memory");
+  }
+  c->hs = hs;
+  free_hs(c);
+}
+
+void wschat__session_decide(struct wschat_client *c) {
+  if (c->conn.state != WSCHAT__CONN_HTTP)
+    return;
+  c->deferred = 0;
+  if (c->srv->shutting_down) {
+    respond_status(c, 503, "server shutting down");
+    return;
+  }
+  if (c->reject_code >= 400 && c->reject_code <= 599) {
+    respond_status(c, c->reject_code,
+                   c->hs->reject_reason ? c->hs->reject_reason
+                                        : "connection refused");
+    return;
+  }
+  open_client(c);
+}
+
+void wschat__session_on_request(struct wschat__conn *conn) {
+  struct wschat_client *c = wschat__client_of(conn);
+  struct wschat_server *srv = c->srv;
+  const struct wschat__http *h = conn->http;
+  if (wschat__http_state(h) == WSCHAT__HTTP_FAILED) {
+    char buf[1024];
+    size_t n =
+        wschat__http_write_response(buf, sizeof(buf), h->status, h->error, 0);
+    wschat__conn_respond(conn, h->status, buf, n);
+    return;
+  }
+  if (!h->is_upgrade) {
+    plain_request(c);
+    return;
+  }
+  if (save_request(c) != 0) {
+    respond_status(c, 500, "out of memory");
+    return;
+  }
+  conn->notify_end = 1; /* on_connect runs now: on_disconnect is owed */
+  if (srv->on_connect) {
+    c->in_connect = 1;
+    srv->on_connect(c, srv->on_connect_user);
+    c->in_connect = 0;
+  }
+  if (conn->state != WSCHAT__CONN_HTTP || c->deferred)
+    return; /* closed by the hook, or decided later */
+  wschat__session_decide(c);
+}
+
+/* ---- messages ---- */
+
+struct wschat_message {
+  const char *text;
+  size_t len;
+  size_t max; /* the server's max_message */
+  int binary;
+  int parsed; /* cmd holds the parse of text */
+  struct wschat_command cmd;
+  char *replaced; /* owned, from wschat_message_replace() */
+};
+
+void wschat__session_on_message(struct wschat__conn *conn, int opcode,
+                                const uint8_t *msg, size_t len) {
+  struct wschat_client *c = wschat__client_of(conn);
+  struct wschat_server *srv = c->srv;
+  struct wschat_message m;
+  memset(&m, 0, sizeof(m));
+  m.text = msg ? (const char *)msg : "";
+  m.len = len;
+  m.max = srv->env.max_message;
+  m.binary = opcode == WSCHAT__OP_BINARY;
+  if (srv->on_message &&
+      srv->on_message(c, &m, srv->on_message_user) == WSCHAT_DROP) {
+    free(m.replaced);
+    return;
+  }
+  if (conn->state != WSCHAT__CONN_OPEN) {
+    free(m.replaced);
+    return;
+  }
+  if (srv->mode == WSCHAT_MODE_ECHO) {
+    struct wschat__frame *f = wschat__frame_new(opcode, m.text, m.len);
+    if (f == NULL) {
+      wschat__conn_close(conn, 1011, "out of memory");
+    } else {
+      wschat__conn_deliver(conn, f);
+      wschat__frame_unref(f);
+    }
+  } else if (m.binary) {
+    static const char no[] = "! binary messages are not supported";
+    struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_TEXT, no,
+                                                sizeof(no) - 1);
+    if (f) {
+      wschat__conn_deliver(conn, f);
+      wschat__frame_unref(f);
+    }
+  } else {
+    wschat__text_line(&srv->text, &c->member, m.text, m.len);
+  }
+  free(m.replaced);
+}
+
+const char *wschat_message_text(const struct wschat_message *msg,
+                                size_t *len) {
+  if (len)
+    *len = msg->len;
+  return msg->text;
+}
+
+int wschat_message_is_binary(const struct wschat_message *msg) {
+  return msg->binary;
+}
+
+const struct wschat_command *
+wschat_message_command(struct wschat_message *msg) {
+  if (msg->binary)
+    return NULL;
+  if (!msg->parsed) {
+    struct wschat__cmd cmd;
+    wschat__cmd_parse(msg->text, msg->len, &cmd);
+    msg->parsed = cmd.kind == WSCHAT__CMD_LINE ? -1 : 1;
+    if (msg->parsed == 1)
+      wschat__cmd_public(&cmd, &msg->cmd);
+  }
+  return msg->parsed == 1 ? &msg->cmd : NULL;
+}
+
+int wschat_message_replace(struct wschat_message *msg, const char *text,
+                           size_t len) {
+  if (text == NULL && len > 0)
+    return WSCHAT_EINVAL;
+  if (len > msg->max)
+    return WSCHAT_ETOOBIG;
+  if (!msg->binary && !wschat__utf8_valid(text, len))
+    return WSCHAT_EINVAL;
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return WSCHAT_ENOMEM;
+  if (len)
+    memcpy(copy, text, len);
+  copy[len] = '\0';
+  free(msg->replaced);
+  msg->replaced = copy;
+  msg->text = copy;
+  msg->len = len;
+  msg->parsed = 0;
+  return 0;
+}
+
+/* ---- the end ---- */
+
+void wschat__session_on_end(struct wschat__conn *conn, int code) {
+  struct wschat_client *c = wschat__client_of(conn);
+  struct wschat_server *srv = c->srv;
+  if (srv->mode == WSCHAT_MODE_CHAT)
+    wschat__chat_exit(&srv->chat, &c->member, NULL);
+  if (srv->on_disconnect)
+    srv->on_disconnect(c, code, srv->on_disconnect_user);
+}
+
+void wschat__session_free(struct wschat_client *c) {
+  wschat__member_free(&c->member);
+  free_hs(c);
+  free(c->path);
+  free(c->protocol);
+}
+
+/* ---- delivery ---- */
+
+void wschat__session_deliver(void *user, struct wschat__member *m,
+                             struct wschat_event *ev, int variant) {
+  (void)user;
+  struct wschat_client *c = m->client;
+  if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
+    return;
+  int oom;
+  struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
+  if (f != NULL)
+    wschat__conn_deliver(&c->conn, f);
+  else if (oom)
+    wschat__conn_doom(&c->conn, 1011); /* closed at the flush */
+}
+
+/* ---- the text protocol's io ---- */
+
+void wschat__session_reply(void *user, struct wschat__member *m,
+                           const char *text, size_t len) {
+  (void)user;
+  struct wschat_client *c = m->client;
+  struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_TEXT, text, len);
+  if (f == NULL) {
+    wschat__conn_doom(&c->conn, 1011);
+    return;
+  }
+  wschat__conn_deliver(&c->conn, f);
+  wschat__frame_unref(f);
+}
+
+void wschat__session_quit(void *user, struct wschat__member *m,
+                          const char *reason) {
+  (void)user;
+  struct wschat_client *c = m->client;
+  wschat__conn_close(&c->conn, 1000, reason);
+}

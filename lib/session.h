@@ -1,0 +1,78 @@
+/*
+ * session: a client of the server: its connection (conn), its place in
+ * the chat (member), and what binds them: the decision on its upgrade
+ * request (on_connect, deferral, name, room, subprotocol, headers), its
+ * messages (on_message, then echo, or the text protocol), and delivery of
+ * events in the client's view. struct wschat_client is defined here.
+ *
+ * Owns: the client's memory (freed in the conn's close callback, after
+ * on_disconnect), its path and query, its negotiated subprotocol, and,
+ * while it connects, its handshake extras.
+ */
+#ifndef WSCHAT_SESSION_H
+#define WSCHAT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "room.h"
+
+struct wschat_server;
+struct wschat_event;
+
+/* What a client asked for and what the application decided, while it
+ * connects (freed once it is open or gone). */
+struct wschat__hs {
+  char *reject_reason;                /* owned */
+  char name[WSCHAT_NAME_MAX + 1];     /* set_name; "" if none */
+  char room[WSCHAT_ROOM_MAX + 1];     /* set_room; "" if none */
+  char *protocols;                    /* owned: the offered list, as sent */
+  char *headers;                      /* owned: "Name: value\r\n"... */
+  size_t headers_len;
+  int nheaders;
+};
+
+struct wschat_client {
+  struct wschat__conn conn;     /* first */
+  struct wschat__member member; /* member.client == this */
+  struct wschat_server *srv;
+  size_t idx;          /* in the server's connection array */
+  uint8_t in_connect;  /* inside on_connect */
+  uint8_t deferred;    /* on_connect deferred the decision */
+  uint16_t reject_code;
+  char *path;          /* owned: "path\0query\0" */
+  char *protocol;      /* owned, or NULL: the negotiated subprotocol */
+  struct wschat__hs *hs; /* owned while connecting */
+  void *user_data;     /* the embedder's; never touched */
+  char peer[48];
+};
+
+static inline struct wschat_client *wschat__client_of(struct wschat__conn *c) {
+  return (struct wschat_client *)c;
+}
+
+/* The conn upcalls (server.c installs them). */
+void wschat__session_on_request(struct wschat__conn *c);
+void wschat__session_on_message(struct wschat__conn *c, int opcode,
+                                const uint8_t *msg, size_t len);
+void wschat__session_on_end(struct wschat__conn *c, int code);
+
+/* The chat's delivery: ev in m's view into m's queue. */
+void wschat__session_deliver(void *user, struct wschat__member *m,
+                             struct wschat_event *ev, int variant);
+
+/* The text protocol's io (struct wschat__text_io; user is the server). */
+void wschat__session_reply(void *user, struct wschat__member *m,
+                           const char *text, size_t len);
+void wschat__session_quit(void *user, struct wschat__member *m,
+                          const char *reason);
+
+/* Answers a decided upgrade (accept or refuse); for deferred clients. */
+void wschat__session_decide(struct wschat_client *c);
+
+/* Frees the client's own memory (not the conn's): from the close
+ * callback. */
+void wschat__session_free(struct wschat_client *c);
+
+#endif

@@ -1,0 +1,422 @@
+/* text_proto: see text_proto.h. */
+#include "text_proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "chat.h"
+#include "command.h"
+#include "http.h"
+#include "presence.h"
+#include "room.h"
+
+static void reply(const struct wschat__text *t, struct wschat__member *m,
+                  const char *line) {
+  t->io->reply(t->user, m, line, strlen(line));
+}
+
+/* A short formatted line to one client (names and rooms only, so it
+ * fits; longer output is cut, never overflowed). */
+__attribute__((format(printf, 3, 4))) static void
+replyf(const struct wschat__text *t, struct wschat__member *m,
+       const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  /* clang-14's analyzer does not see va_start above: a false positive. */
+  vsnprintf(buf, sizeof(buf), fmt, ap); // NOLINT(clang-analyzer-valist.*)
+  va_end(ap);
+  reply(t, m, buf);
+}
+
+/* A growable text buffer for listings. */
+struct sbuf {
+  char *p;
+  size_t len, cap;
+  int failed;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t len) {
+  if (b->failed)
+    return;
+  if (b->len + len + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + len + 1)
+      cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+      b->failed = 1;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, len);
+  b->len += len;
+  b->p[b->len] = '\0';
+}
+
+static void sb_adds(struct sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static void sb_send(const struct wschat__text *t, struct wschat__member *m,
+                    struct sbuf *b) {
+  if (!b->failed && b->p)
+    t->io->reply(t->user, m, b->p, b->len);
+  else
+    reply(t, m, "! out of memory, try again");
+  free(b->p);
+}
+
+/* Shows a user-supplied token safely inside an error line. */
+static void shown(char *out, size_t cap, const char *s, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && n + 4 < cap; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    out[n++] = (ch >= 0x20 && ch < 0x7F) ? (char)ch : '?';
+  }
+  if (len > 0 && n + 4 >= cap && n >= 3)
+    memcpy(out + n - 3, "...", 3);
+  out[n] = '\0';
+}
+
+static const char name_rule[] = "use 1-32 letters, digits, - or _";
+static const char room_rule[] = "use 1-64 letters, digits, -, _ or .";
+
+/* The "! " line for a name that could not be had. */
+static void name_error(char *out, size_t cap, int r, const char *show) {
+  if (r == WSCHAT_ENAMETAKEN)
+    snprintf(out, cap, "! name already taken: %s", show);
+  else if (r == WSCHAT_ERESERVED)
+    snprintf(out, cap, "! name reserved: %s", show);
+  else if (r == WSCHAT_ENOMEM)
+    snprintf(out, cap, "! out of memory, try again");
+  else
+    snprintf(out, cap, "! invalid name: %s (%s)", show, name_rule);
+}
+
+int wschat__text_open(const struct wschat__text *t, struct wschat__member *m,
+                      const char *query, const char *name, const char *room) {
+  struct wschat__chat *ch = t->chat;
+  size_t ql = query ? strlen(query) : 0;
+  char want[128], errs[2][200], show[64], where[WSCHAT_ROOM_MAX + 1];
+  int nerr = 0, r = WSCHAT_ENAME;
+
+  if (name != NULL) {
+    r = wschat__chat_enter(ch, m, name, 1);
+    if (r != 0) {
+      shown(show, sizeof(show), name, strlen(name));
+      name_error(errs[nerr++], sizeof(errs[0]), r, show);
+    }
+  } else {
+    int n = wschat__http_query_param(query, ql, "name", want, sizeof(want));
+    if (n >= 0 || n == -2) {
+      size_t len = n >= 0 ? (size_t)n : 0;
+      shown(show, sizeof(show), want, len);
+      r = n >= 0 && wschat__name_valid(want, len)
+              ? wschat__chat_enter(ch, m, want, 0)
+              : WSCHAT_ENAME;
+      if (r != 0)
+        name_error(errs[nerr++], sizeof(errs[0]), r, show);
+    }
+  }
+  if (r != 0 && (r = wschat__chat_enter(ch, m, NULL, 0)) != 0)
+    return WSCHAT_ENOMEM;
+
+  snprintf(where, sizeof(where), "%s", room ? room : WSCHAT__LOBBY);
+  if (room == NULL) {
+    int n = wschat__http_query_param(query, ql, "room", want, sizeof(want));
+    if (n >= 0 || n == -2) {
+      size_t len = n >= 0 ? (size_t)n : 0;
+      if (n >= 0 && wschat__room_valid(want, len)) {
+        memcpy(where, want, len + 1);
+      } else {
+        shown(show, sizeof(show), want, len);
+        snprintf(errs[nerr++], sizeof(errs[0]),
+                 "! invalid room name: %s (%s)", show, room_rule);
+      }
+    }
+  }
+  /* The welcome names the room as it is spelled, which an existing room
+   * decides; it must go out before the room is told. */
+  struct wschat__room *r0 = wschat__room_find(&ch->rooms, where);
+  replyf(t, m, "* welcome, %s! you are in #%s; type /help for commands",
+         m->name, r0 ? r0->name : where);
+  for (int i = 0; i < nerr; i++)
+    reply(t, m, errs[i]);
+  if (wschat__chat_join(ch, m, where, 0) != 0) {
+    wschat__chat_exit(ch, m, NULL);
+    return WSCHAT_ENOMEM;
+  }
+  return 0;
+}
+
+/* ---- commands ---- */
+
+static const char help_text[] =
+    "* commands:\n"
+    "/help - this list\n"
+    "/nick NAME - change your name (1-32 letters, digits, - or _)\n"
+    "/join ROOM - leave your room and enter ROOM (created if new)\n"
+    "/leave - go back to #lobby\n"
+    "/rooms - the rooms and how many are in each\n"
+    "/users - who is in your room; /users * - everybody\n"
+    "/whisper NAME TEXT - a private message (also /w and /msg)\n"
+    "/me ACTION - tell your room what you are doing\n"
+    "/quit [REASON] - leave the chat\n";
+static const char help_tail[] =
+    "Anything else is said to your room; start a line with // to say "
+    "something that begins with /.";
+
+char *wschat__text_help(const struct wschat__chat *ch) {
+  struct sbuf b = {0};
+  sb_adds(&b, help_text);
+  for (size_t i = 0; i < ch->ncommands; i++) {
+    sb_adds(&b, "/");
+    sb_adds(&b, ch->commands[i].name);
+    if (ch->commands[i].help) {
+      sb_adds(&b, " ");
+      sb_adds(&b, ch->commands[i].help);
+    }
+    sb_adds(&b, "\n");
+  }
+  sb_adds(&b, help_tail);
+  if (b.failed) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}
+
+static void cmd_nick(const struct wschat__text *t, struct wschat__member *m,
+                     const struct wschat__cmd *cmd) {
+  char name[64], show[64], line[200];
+  shown(show, sizeof(show), cmd->tail.p, cmd->tail.len);
+  if (cmd->tail.len == 0) {
+    reply(t, m, "! usage: /nick NAME");
+    return;
+  }
+  if (cmd->tail.len >= sizeof(name)) {
+    replyf(t, m, "! invalid name: %s (%s)", show, name_rule);
+    return;
+  }
+  memcpy(name, cmd->tail.p, cmd->tail.len);
+  name[cmd->tail.len] = '\0';
+  if (strcmp(name, m->name) == 0) {
+    replyf(t, m, "! you are already %s", m->name);
+    return;
+  }
+  int r = wschat__chat_rename(t->chat, m, name);
+  if (r != 0) {
+    name_error(line, sizeof(line), r, show);
+    reply(t, m, line);
+  }
+}
+
+static void cmd_join(const struct wschat__text *t, struct wschat__member *m,
+                     struct wschat__slice room) {
+  char name[WSCHAT_ROOM_MAX + 1], show[80];
+  shown(show, sizeof(show), room.p, room.len);
+  if (room.len == 0) {
+    reply(t, m, "! usage: /join ROOM");
+    return;
+  }
+  if (!wschat__room_valid(room.p, room.len)) {
+    replyf(t, m, "! invalid room name: %s (%s)", show, room_rule);
+    return;
+  }
+  memcpy(name, room.p, room.len);
+  name[room.len] = '\0';
+  struct wschat__room *cur = wschat__member_room(m);
+  if (cur && strcasecmp(cur->name, name) == 0) {
+    replyf(t, m, "! you are already in #%s", cur->name);
+    return;
+  }
+  if (wschat__chat_move(t->chat, m, name) != 0)
+    reply(t, m, "! out of memory, try again");
+}
+
+static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m) {
+  size_t n;
+  struct wschat__room **v = wschat__rooms_sorted(&t->chat->rooms, &n);
+  struct sbuf b = {0};
+  sb_adds(&b, "* rooms:");
+  for (size_t i = 0; i < n; i++) {
+    char count[32];
+    snprintf(count, sizeof(count), " (%zu)", v[i]->n);
+    sb_adds(&b, i ? ", " : " ");
+    sb_adds(&b, v[i]->name);
+    sb_adds(&b, count);
+  }
+  free(v);
+  sb_send(t, m, &b);
+}
+
+static int by_member_name(const void *a, const void *b) {
+  return strcasecmp((*(struct wschat__member *const *)a)->name,
+                    (*(struct wschat__member *const *)b)->name);
+}
+
+static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
+                      int everybody) {
+  const struct wschat__rooms *rs = &t->chat->rooms;
+  struct wschat__room *cur = wschat__member_room(m);
+  size_t n = 0, cap = everybody ? rs->nall : cur->n;
+  struct wschat__member **v = malloc((cap ? cap : 1) * sizeof(*v));
+  if (v == NULL) {
+    reply(t, m, "! out of memory, try again");
+    return;
+  }
+  for (size_t i = 0; i < cap; i++) {
+    struct wschat__member *o = everybody ? rs->all[i] : cur->members[i];
+    if (o->nrooms > 0)
+      v[n++] = o;
+  }
+  qsort(v, n, sizeof(*v), by_member_name);
+  struct sbuf b = {0};
+  if (everybody) {
+    sb_adds(&b, "* users:");
+  } else {
+    sb_adds(&b, "* users in #");
+    sb_adds(&b, cur->name);
+    sb_adds(&b, ":");
+  }
+  for (size_t i = 0; i < n; i++) {
+    sb_adds(&b, i ? ", " : " ");
+    sb_adds(&b, v[i]->name);
+    if (everybody) {
+      sb_adds(&b, " (#");
+      sb_adds(&b, wschat__member_room(v[i])->name);
+      sb_adds(&b, ")");
+    }
+  }
+  free(v);
+  sb_send(t, m, &b);
+}
+
+static void cmd_whisper(const struct wschat__text *t, struct wschat__member *m,
+                        const struct wschat__cmd *cmd) {
+  char name[64], show[64];
+  if (cmd->arg.len == 0 || cmd->rest.len == 0) {
+    reply(t, m, "! usage: /whisper NAME TEXT");
+    return;
+  }
+  shown(show, sizeof(show), cmd->arg.p, cmd->arg.len);
+  int r = WSCHAT_ENOTFOUND;
+  if (cmd->arg.len < sizeof(name)) {
+    memcpy(name, cmd->arg.p, cmd->arg.len);
+    name[cmd->arg.len] = '\0';
+    r = wschat__chat_whisper(t->chat, m, name, cmd->rest.p, cmd->rest.len);
+  }
+  if (r == WSCHAT_ENOTFOUND)
+    replyf(t, m, "! no such user: %s", show);
+  else if (r != 0)
+    reply(t, m, "! out of memory, try again");
+}
+
+static void cmd_quit(const struct wschat__text *t, struct wschat__member *m,
+                     struct wschat__slice reason) {
+  char *r = NULL;
+  if (reason.len > 0 && (r = malloc(reason.len + 1)) != NULL) {
+    memcpy(r, reason.p, reason.len);
+    r[reason.len] = '\0';
+    for (size_t i = 0; i < reason.len; i++)
+      if ((unsigned char)r[i] < 0x20 || r[i] == 0x7F)
+        r[i] = ' ';
+  }
+  wschat__chat_exit(t->chat, m, r);
+  t->io->quit(t->user, m, r);
+  free(r);
+}
+
+/* A registered command, or "! unknown command". */
+static void cmd_other(const struct wschat__text *t, struct wschat__member *m,
+                      const struct wschat__cmd *cmd) {
+  const struct wschat__command *reg = wschat__chat_find_command(
+      t->chat, cmd->word.p + 1, cmd->word.len - 1);
+  if (reg != NULL) {
+    struct wschat_command pc;
+    wschat__cmd_public(cmd, &pc);
+    if (reg->cb(m->client, &pc, reg->user) == WSCHAT_DROP)
+      return;
+  }
+  char word[40];
+  shown(word, sizeof(word), cmd->word.p, cmd->word.len);
+  replyf(t, m, "! unknown command %s, try /help", word);
+}
+
+static int blank(const char *p, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (p[i] != ' ' && p[i] != '\t')
+      return 0;
+  return 1;
+}
+
+void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
+                       const char *text, size_t len) {
+  struct wschat__cmd cmd;
+  wschat__cmd_parse(text, len, &cmd);
+  if (wschat__member_room(m) == NULL && cmd.kind != WSCHAT__CMD_QUIT &&
+      cmd.kind != WSCHAT__CMD_JOIN && cmd.kind != WSCHAT__CMD_HELP) {
+    reply(t, m, "! you are in no room: /join one");
+    return;
+  }
+  switch (cmd.kind) {
+  case WSCHAT__CMD_LINE:
+    if (blank(cmd.text.p, cmd.text.len))
+      return; /* an empty line says nothing */
+    if (wschat__chat_say(t->chat, m, WSCHAT_EVENT_MESSAGE, cmd.text.p,
+                         cmd.text.len) != 0)
+      reply(t, m, "! out of memory, try again");
+    return;
+  case WSCHAT__CMD_HELP: {
+    char *help = wschat__text_help(t->chat);
+    reply(t, m, help ? help : "! out of memory, try again");
+    free(help);
+    return;
+  }
+  case WSCHAT__CMD_NICK:
+    cmd_nick(t, m, &cmd);
+    return;
+  case WSCHAT__CMD_JOIN:
+    cmd_join(t, m, cmd.tail);
+    return;
+  case WSCHAT__CMD_LEAVE: {
+    struct wschat__slice lobby = {WSCHAT__LOBBY, sizeof(WSCHAT__LOBBY) - 1};
+    cmd_join(t, m, lobby);
+    return;
+  }
+  case WSCHAT__CMD_ROOMS:
+    cmd_rooms(t, m);
+    return;
+  case WSCHAT__CMD_USERS:
+    if (cmd.tail.len == 1 && cmd.tail.p[0] == '*')
+      cmd_users(t, m, 1);
+    else if (cmd.tail.len == 0)
+      cmd_users(t, m, 0);
+    else
+      reply(t, m, "! usage: /users or /users *");
+    return;
+  case WSCHAT__CMD_WHISPER:
+    cmd_whisper(t, m, &cmd);
+    return;
+  case WSCHAT__CMD_ME:
+    if (cmd.tail.len == 0) {
+      reply(t, m, "! usage: /me ACTION");
+      return;
+    }
+    if (wschat__chat_say(t->chat, m, WSCHAT_EVENT_ACTION, cmd.tail.p,
+                         cmd.tail.len) != 0)
+      reply(t, m, "! out of memory, try again");
+    return;
+  case WSCHAT__CMD_QUIT:
+    cmd_quit(t, m, cmd.tail);
+    return;
+  case WSCHAT__CMD_UNKNOWN:
+  default:
+    cmd_other(t, m, &cmd);
+    return;
+  }
+}

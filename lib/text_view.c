@@ -1,0 +1,91 @@
+/*
+ * text_view: the plain-text protocol's rendering of events (README.md,
+ * "The chat, as a user sees it"). One line per event:
+ *
+ *   MESSAGE  [ROOM] NAME: TEXT        ACTION   * NAME TEXT
+ *   JOIN     * NAME joined #ROOM      LEAVE    * NAME left #ROOM[ (REASON)]
+ *   NICK     * OLD is now known as NEW
+ *   WHISPER  [whisper from NAME] TEXT   (to its sender: [whisper to NAME] TEXT)
+ *   NOTICE   TEXT, exactly as the application gave it
+ *
+ * In every line but a notice, control characters are shown as spaces, so
+ * nobody can forge a second line inside theirs. Owns nothing.
+ */
+#include <string.h>
+
+#include "event.h"
+#include "frame.h"
+#include "view.h"
+
+#define MAX_PARTS 8
+
+struct parts {
+  const char *p[MAX_PARTS];
+  size_t l[MAX_PARTS];
+  size_t n;
+};
+
+static void add(struct parts *ps, const char *s, size_t len) {
+  ps->p[ps->n] = s;
+  ps->l[ps->n++] = len;
+}
+
+static void adds(struct parts *ps, const char *s) {
+  add(ps, s ? s : "", s ? strlen(s) : 0);
+}
+
+struct wschat__frame *wschat__text_render(const struct wschat_event *ev,
+                                          int variant) {
+  struct parts ps = {.n = 0};
+  switch (ev->kind) {
+  case WSCHAT_EVENT_MESSAGE:
+    adds(&ps, "[");
+    adds(&ps, ev->room);
+    adds(&ps, "] ");
+    adds(&ps, ev->from);
+    adds(&ps, ": ");
+    break;
+  case WSCHAT_EVENT_ACTION:
+    adds(&ps, "* ");
+    adds(&ps, ev->from);
+    adds(&ps, " ");
+    break;
+  case WSCHAT_EVENT_JOIN:
+  case WSCHAT_EVENT_LEAVE:
+    adds(&ps, "* ");
+    adds(&ps, ev->from);
+    adds(&ps, ev->kind == WSCHAT_EVENT_JOIN ? " joined #" : " left #");
+    adds(&ps, ev->room);
+    if (ev->reason) {
+      adds(&ps, " (");
+      adds(&ps, ev->reason);
+      adds(&ps, ")");
+    }
+    break;
+  case WSCHAT_EVENT_NICK:
+    adds(&ps, "* ");
+    adds(&ps, ev->from);
+    adds(&ps, " is now known as ");
+    adds(&ps, ev->to);
+    break;
+  case WSCHAT_EVENT_WHISPER:
+    adds(&ps, variant == WSCHAT__TO_SENDER ? "[whisper to " : "[whisper from ");
+    adds(&ps, variant == WSCHAT__TO_SENDER ? ev->to : ev->from);
+    adds(&ps, "] ");
+    break;
+  default: /* a notice: the application's text as it is */
+    return wschat__frame_new(WSCHAT__OP_TEXT, ev->text, ev->text_len);
+  }
+  if (ev->kind != WSCHAT_EVENT_JOIN && ev->kind != WSCHAT_EVENT_LEAVE &&
+      ev->kind != WSCHAT_EVENT_NICK)
+    add(&ps, ev->text, ev->text_len);
+  struct wschat__frame *f = wschat__frame_text_parts(ps.p, ps.l, ps.n);
+  if (f != NULL) {
+    size_t len;
+    uint8_t *p = (uint8_t *)wschat__frame_payload(f, &len);
+    for (size_t i = 0; i < len; i++)
+      if (p[i] < 0x20 || p[i] == 0x7F)
+        p[i] = ' ';
+  }
+  return f;
+}
