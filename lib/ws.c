@@ -1,9 +1,9 @@
 /*
- * ws: wslay glue and the frame header scanner. See ws.h.
+ * ws: wslay glue, and the loop of the fast path. See ws.h.
  *
- * Bytes from the socket are first walked by scan(), which only reads frame
- * headers (payload bytes are skipped over, never copied), then handed to
- * wslay through recv_cb. wslay's output (pongs, close frames) comes back
+ * Bytes from the socket are first walked by the scanner (ws_codec.c), which
+ * only reads frame headers (payload bytes are skipped over, never copied),
+ * then handed to wslay through recv_cb. wslay's output (pongs, close frames) comes back
  * through send_cb and is queued like any other frame, so the order on the
  * wire is the order of the calls.
  */
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "utf8.h"
+#include "ws_codec.h"
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user) {
@@ -148,98 +148,9 @@ static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
     return -1;
   }
   wslay_event_config_set_no_buffering(w->ctx, 1);
-  /* scan() enforces the limit with a reason; this is a second fence. */
+  /* The scanner enforces the limit with a reason; this is a second fence. */
   wslay_event_config_set_max_recv_msg_length(w->ctx, max_message + 1);
   return 0;
-}
-
-/*
- * Walks frame headers in p[0..len). Returns how many bytes may go to wslay:
- * len, or the offset of a frame that must fail the connection, with *code
- * and *why set.
- */
-static size_t scan(struct wschat__ws *w, const uint8_t *p, size_t len,
-                   uint64_t max, int *code, const char **why) {
-  size_t i = 0;
-  while (i < len) {
-    if (w->remaining > 0) {
-      uint64_t take = len - i < w->remaining ? len - i : w->remaining;
-      i += (size_t)take;
-      w->remaining -= take;
-      continue;
-    }
-    w->hdr[w->hlen++] = p[i++];
-    if (w->hlen < 2)
-      continue;
-    uint8_t l7 = w->hdr[1] & 0x7F;
-    size_t need = 2u + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u) +
-                  ((w->hdr[1] & 0x80) ? 4u : 0u);
-    if (w->hlen < need)
-      continue;
-    uint64_t plen = l7;
-    if (l7 == 126)
-      plen = (uint64_t)w->hdr[2] << 8 | w->hdr[3];
-    else if (l7 == 127)
-      for (int k = 0; k < 8; k++)
-        plen = (k ? plen << 8 : 0) | w->hdr[2 + k];
-    int op = w->hdr[0] & 0x0F, fin = w->hdr[0] & 0x80;
-    size_t start = i >= w->hlen ? i - w->hlen : 0;
-    w->hlen = 0;
-    *code = 1002;
-    if ((l7 == 126 && plen < 126) || (l7 == 127 && plen <= 0xFFFF)) {
-      /* RFC 6455 5.2: the minimal number of bytes MUST be used. */
-      *why = "frame length not in its minimal form";
-      return start;
-    }
-    if (op >= 8) {
-      if (!fin) {
-        *why = "fragmented control frame";
-        return start;
-      }
-      if (plen > 125) {
-        *why = "control frame over 125 bytes";
-        return start;
-      }
-      if (op == 8 && plen == 1) {
-        *why = "close frame with a 1-byte payload";
-        return start;
-      }
-    } else if (plen >> 63) {
-      *why = "invalid frame length";
-      return start;
-    } else if (op <= 2) {
-      if (op != 0 && !w->in_frag)
-        w->msg_len = 0;
-      w->msg_len += plen;
-      if (w->msg_len > max) {
-        *code = 1009;
-        *why = "message too big";
-        return start;
-      }
-      if (op != 0)
-        w->in_frag = !fin;
-      else if (fin)
-        w->in_frag = 0;
-    }
-    w->remaining = plen;
-  }
-  *code = 0;
-  return len;
-}
-
-static void unmask(uint8_t *p, size_t n, const uint8_t key[4]) {
-  uint64_t k;
-  memcpy(&k, key, 4);
-  memcpy((uint8_t *)&k + 4, key, 4);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    memcpy(&v, p + i, 8);
-    v ^= k;
-    memcpy(p + i, &v, 8);
-  }
-  for (; i < n; i++)
-    p[i] ^= key[i & 3];
 }
 
 /*
@@ -252,31 +163,15 @@ static void unmask(uint8_t *p, size_t n, const uint8_t key[4]) {
 static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
                         size_t max) {
   size_t pos = 0;
-  while (len - pos >= 6 && w->cbs->is_open(w->user)) {
-    uint8_t b0 = p[pos], b1 = p[pos + 1];
-    int op = b0 & 0x0F;
-    if ((b0 & 0xF0) != 0x80 || (op != 1 && op != 2) || !(b1 & 0x80))
+  while (w->cbs->is_open(w->user)) {
+    int op;
+    const uint8_t *payload;
+    size_t plen;
+    size_t n = wschat__ws_fast_frame(p + pos, len - pos, max, &op, &payload,
+                                     &plen);
+    if (n == 0)
       break;
-    size_t plen = b1 & 0x7F, hl = 6;
-    if (plen == 127)
-      break;
-    if (plen == 126) {
-      if (len - pos < 8)
-        break;
-      plen = (size_t)p[pos + 2] << 8 | p[pos + 3];
-      hl = 8;
-      if (plen < 126)
-        break; /* not minimal: the scanner fails it */
-    }
-    if (plen > max || len - pos - hl < plen)
-      break;
-    uint8_t *key = p + pos + hl - 4, *payload = p + pos + hl;
-    unmask(payload, plen, key);
-    if (op == 1 && !wschat__utf8_valid((const char *)payload, plen)) {
-      unmask(payload, plen, key);
-      break;
-    }
-    pos += hl + plen;
+    pos += n;
     w->cbs->on_message(w->user, op, payload, plen);
   }
   return pos;
@@ -286,7 +181,7 @@ int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
                     size_t max_message) {
   if (w->failed)
     return 0; /* after a close or a failure, input is discarded */
-  if (w->hlen == 0 && w->remaining == 0 && !w->in_frag) {
+  if (wschat__ws_scan_between_messages(&w->scan)) {
     size_t n = fast_path(w, data, len, max_message);
     data += n;
     len -= n;
@@ -300,7 +195,7 @@ int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
     return -1;
   int code = 0;
   const char *why = NULL;
-  size_t ok = scan(w, data, len, max_message, &code, &why);
+  size_t ok = wschat__ws_scan(&w->scan, data, len, max_message, &code, &why);
   w->in = data;
   w->in_len = ok;
   int r = wslay_event_recv(w->ctx);
@@ -362,7 +257,7 @@ int wschat__ws_read_done(const struct wschat__ws *w) {
 }
 
 void wschat__ws_trim(struct wschat__ws *w) {
-  if (w->ctx == NULL || w->hlen != 0 || w->remaining != 0 || w->in_frag ||
+  if (w->ctx == NULL || !wschat__ws_scan_between_messages(&w->scan) ||
       w->failed || wslay_event_want_write(w->ctx) ||
       wslay_event_get_close_sent(w->ctx))
     return;

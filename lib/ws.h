@@ -2,16 +2,17 @@
  * ws: the glue between a connection and wslay's event layer (RFC 6455
  * framing, fragmentation, UTF-8 fail-fast, ping/pong, close handshake).
  *
- * Owns: the connection's wslay context while it exists, and a small frame
- * header scanner that runs in front of wslay. The scanner catches what wslay
- * answers too loosely (control frames over 125 bytes or fragmented, a close
- * payload of 1 byte, a 64-bit length with its top bit set: all 1002; a
- * message over the limit: 1009 with a reason) and knows where frames end, so
- * an idle connection can give its wslay context back (about 9 KB).
+ * Owns: the connection's wslay context while it exists, and the state of
+ * the frame header scanner (ws_codec.h) that runs in front of wslay. The
+ * scanner catches what wslay answers too loosely (control frames over 125
+ * bytes or fragmented, a close payload of 1 byte, a 64-bit length with its
+ * top bit set: all 1002; a message over the limit: 1009 with a reason) and
+ * knows where frames end, so an idle connection can give its wslay context
+ * back (about 9 KB).
  * A fast path in front of both takes the common case, a whole, final,
- * masked text or binary frame at a frame boundary: it unmasks eight bytes
- * at a time and checks UTF-8 with an ASCII fast path, where wslay works a
- * byte at a time. Everything else (control frames, fragments, partial or
+ * masked text or binary frame at a frame boundary (recognised by
+ * wschat__ws_fast_frame): it unmasks eight bytes at a time and checks UTF-8
+ * with an ASCII fast path, where wslay works a byte at a time. Everything else (control frames, fragments, partial or
  * 64-bit-length frames, invalid UTF-8, reserved bits) goes to wslay.
  * Never touches sockets and knows no connection: wslay's output, whole
  * messages, closes and pongs go up through struct wschat__ws_cbs.
@@ -23,6 +24,8 @@
 #include <stdint.h>
 
 #include <wslay/wslay.h>
+
+#include "ws_codec.h"
 
 struct wschat__frame;
 
@@ -48,13 +51,10 @@ struct wschat__ws {
   wslay_event_context_ptr ctx; /* owned; NULL while idle */
   const uint8_t *in;           /* bytes being fed (not owned) */
   size_t in_len;
-  uint64_t remaining; /* payload bytes left in the current frame */
-  uint64_t msg_len;   /* bytes of the data message in progress */
-  uint8_t hdr[14];    /* a frame header being collected */
-  uint8_t hlen;
-  uint8_t in_frag; /* a fragmented data message is in progress */
-  uint8_t failed;  /* read side is done (error or close received) */
-  uint8_t oom;     /* a message could not be assembled */
+  /* where the peer's byte stream stands (frames, the message's size) */
+  struct wschat__ws_scan scan;
+  uint8_t failed; /* read side is done (error or close received) */
+  uint8_t oom;    /* a message could not be assembled */
   /* the data message being received (wslay runs without buffering) */
   uint8_t frame_ctrl, frame_fin, frame_first;
   uint64_t frame_len, frame_off;
