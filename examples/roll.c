@@ -9,6 +9,9 @@
  *
  * Then: websocat ws://localhost:PORT, type "/roll" or "/roll 20".
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* for <uv.h> under -std=c11 */
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
