@@ -452,7 +452,9 @@ WSCHAT_EXTERN int wschat_message_replace(struct wschat_message *msg,
  * never reused). */
 WSCHAT_EXTERN uint64_t wschat_client_id(const struct wschat_client *client);
 /* Returns the connected client with that id, or NULL (gone, or never
- * was). Clients still in their handshake (on_connect, deferred) count. */
+ * was). Clients still in their handshake (on_connect, deferred) count.
+ * Cost: a walk of the connections (about 20 us at 19,000): for keeping a
+ * client across threads and callbacks, not for every message. */
 WSCHAT_EXTERN struct wschat_client *
 wschat_server_client(struct wschat_server *srv, uint64_t id);
 /* Returns the client's name (NUL-terminated; "" before it joins the chat,

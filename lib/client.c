@@ -237,7 +237,7 @@ int wschat_client_close(struct wschat_client *c, int code,
   if (c->conn.state != WSCHAT__CONN_OPEN)
     return WSCHAT_ECLOSED;
   /* The rooms see the reason (a kick), before the connection ends. */
-  if (c->srv->mode == WSCHAT_MODE_CHAT)
+  if (c->srv->sess.mode == WSCHAT_MODE_CHAT)
     wschat__chat_exit(&c->srv->chat, &c->member, reason);
   wschat__conn_close(&c->conn, code, reason);
   return 0;
@@ -250,7 +250,7 @@ static int chat_ready(const struct wschat_client *c) {
   int r = open_or_why(c);
   if (r != 0)
     return r;
-  if (c->srv->mode != WSCHAT_MODE_CHAT || !c->member.attached)
+  if (c->srv->sess.mode != WSCHAT_MODE_CHAT || !c->member.attached)
     return WSCHAT_ESTATE;
   return 0;
 }

@@ -85,7 +85,7 @@ static void on_closed(struct wschat__conn *conn) {
   wschat__conn_release(conn);
   wschat__session_free(c);
   free(c);
-  if (srv->shutting_down == 1 && srv->nconns == 0)
+  if (srv->sess.shutting_down == 1 && srv->nconns == 0)
     close_handles(srv);
 }
 
@@ -125,7 +125,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (status < 0)
     return;
   struct wschat_client *c = calloc(1, sizeof(*c));
-  if (c == NULL || srv->shutting_down || server_add(srv, c) != 0) {
+  if (c == NULL || srv->sess.shutting_down || server_add(srv, c) != 0) {
     /* Take the connection off the listener anyway: libuv polls it again
      * only once it is accepted. */
     free(c);
@@ -137,7 +137,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   c->member.id = c->conn.id;
   c->member.client = c;
   int closing;
-  if (wschat__conn_accept(&c->conn, &srv->env, listener, &closing) != 0) {
+  if (wschat__conn_accept(&c->conn, &srv->sess.conn, listener, &closing) != 0) {
     if (!closing) {
       server_remove(srv, c);
       free(c);
@@ -226,9 +226,9 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
     loop = &srv->own_loop;
   }
   srv->loop = loop;
-  srv->mode = WSCHAT_MODE_CHAT;
+  srv->sess.mode = WSCHAT_MODE_CHAT;
   srv->backlog = 1024;
-  struct wschat__conn_env *env = &srv->env;
+  struct wschat__conn_env *env = &srv->sess.conn;
   env->loop = loop;
   env->cbs = &conn_cbs;
   env->max_message = 1 << 20;
@@ -263,6 +263,9 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   srv->text.chat = &srv->chat;
   srv->text.io = &text_io;
   srv->text.user = srv;
+  srv->sess.chat = &srv->chat;
+  srv->sess.text = &srv->text;
+  srv->sess.routes = &srv->routes;
   *out = srv;
   return 0;
 }
@@ -272,14 +275,14 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
   if (srv == NULL)
     return WSCHAT_EINVAL;
   const int64_t day_ms = 86400000;
-  struct wschat__conn_env *env = &srv->env;
+  struct wschat__conn_env *env = &srv->sess.conn;
   switch (opt) {
   case WSCHAT_OPT_MODE:
     if (v != WSCHAT_MODE_CHAT && v != WSCHAT_MODE_ECHO)
       return WSCHAT_EINVAL;
     if (srv->listening)
       return WSCHAT_ESTATE; /* open clients are in one mode or the other */
-    srv->mode = (int)v;
+    srv->sess.mode = (int)v;
     return 0;
   case WSCHAT_OPT_MAX_MESSAGE:
     if (v < 1 || v > (int64_t)1 << 31)
@@ -337,7 +340,7 @@ static void on_failed_listener_closed(uv_handle_t *h) {
 /* The sweep runs often enough to honour the shortest deadline within about
  * a quarter of it, and at least once a second. */
 static uint64_t sweep_period(const struct wschat_server *srv) {
-  const struct wschat__conn_env *env = &srv->env;
+  const struct wschat__conn_env *env = &srv->sess.conn;
   uint64_t p = env->ping_interval_ms;
   if (env->ping_timeout_ms < p)
     p = env->ping_timeout_ms;
@@ -353,7 +356,7 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
                          int port) {
   if (srv == NULL || port < 0 || port > 65535)
     return WSCHAT_EINVAL;
-  if (srv->listening || srv->shutting_down || srv->listener_closing)
+  if (srv->listening || srv->sess.shutting_down || srv->listener_closing)
     return WSCHAT_ESTATE;
   if (host == NULL)
     host = "127.0.0.1";
@@ -425,12 +428,12 @@ int wschat_server_run(struct wschat_server *srv) {
     srv->field = cb;                                                           \
     srv->user_field = user;                                                    \
   }
-HOOK_SETTER(wschat_server_on_connect, wschat_connect_cb, on_connect,
-            on_connect_user)
-HOOK_SETTER(wschat_server_on_disconnect, wschat_disconnect_cb, on_disconnect,
-            on_disconnect_user)
-HOOK_SETTER(wschat_server_on_message, wschat_message_cb, on_message,
-            on_message_user)
+HOOK_SETTER(wschat_server_on_connect, wschat_connect_cb, sess.on_connect,
+            sess.on_connect_user)
+HOOK_SETTER(wschat_server_on_disconnect, wschat_disconnect_cb,
+            sess.on_disconnect, sess.on_disconnect_user)
+HOOK_SETTER(wschat_server_on_message, wschat_message_cb, sess.on_message,
+            sess.on_message_user)
 HOOK_SETTER(wschat_server_on_join, wschat_join_cb, chat.on_join,
             chat.on_join_user)
 HOOK_SETTER(wschat_server_on_leave, wschat_leave_cb, chat.on_leave,
@@ -440,7 +443,7 @@ HOOK_SETTER(wschat_server_on_leave, wschat_leave_cb, chat.on_leave,
 
 static void handle_done(struct wschat_server *srv) {
   if (--srv->handles_open == 0) {
-    srv->shutting_down = 3;
+    srv->sess.shutting_down = 3;
     if (srv->on_shutdown)
       srv->on_shutdown(srv, srv->on_shutdown_user);
   }
@@ -454,7 +457,7 @@ static void on_post_closed(uv_handle_t *h) {
 
 /* Every client is gone: close our remaining handles. */
 static void close_handles(struct wschat_server *srv) {
-  srv->shutting_down = 2;
+  srv->sess.shutting_down = 2;
   uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
@@ -467,17 +470,17 @@ int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
                            void *user) {
   if (srv == NULL)
     return WSCHAT_EINVAL;
-  if (srv->shutting_down)
+  if (srv->sess.shutting_down)
     return WSCHAT_ESTATE;
   srv->on_shutdown = cb;
   srv->on_shutdown_user = user;
   if (!srv->listening) {
-    srv->shutting_down = 3;
+    srv->sess.shutting_down = 3;
     if (cb)
       cb(srv, user);
     return 0;
   }
-  srv->shutting_down = 1;
+  srv->sess.shutting_down = 1;
   srv->chat.silent_leaves = 1;
   wschat__post_drain(&srv->posts);
   uv_close(&srv->listener.handle, on_handle_closed);
@@ -504,13 +507,13 @@ int wschat_server_free(struct wschat_server *srv) {
   if (srv == NULL)
     return 0;
   if (srv->nconns > 0 || srv->listener_closing ||
-      (srv->listening && srv->shutting_down != 3))
+      (srv->listening && srv->sess.shutting_down != 3))
     return WSCHAT_ESTATE;
   wschat__chat_free(&srv->chat);
   wschat__routes_free(&srv->routes);
   wschat__post_free(&srv->posts);
-  wschat__frame_unref(srv->env.ping_frame);
-  free(srv->env.iov);
+  wschat__frame_unref(srv->sess.conn.ping_frame);
+  free(srv->sess.conn.iov);
   free(srv->conns);
   free(srv->dirty);
   if (srv->owns_loop) {

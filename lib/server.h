@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "post.h"
 #include "route.h"
+#include "session.h"
 #include "stream.h"
 #include "text_proto.h"
 #include "wschat.h"
@@ -42,22 +43,15 @@ struct wschat_server {
   struct wschat__spare spare; /* refuses connections when memory is short */
   int listening;
   int listener_closing; /* a failed listen's handle is still closing */
-  int shutting_down;    /* 1 closing clients, 2 closing handles, 3 done */
   int handles_open;     /* handles not yet closed (shutdown) */
   int port;
 
-  /* options */
-  int mode;
   int backlog;
-  struct wschat__conn_env env; /* limits, timeouts, buffers for conns */
+  /* Shared by every client: limits, timeouts, buffers (sess.conn), the
+   * mode, the shutdown state (sess.shutting_down: 1 closing clients, 2
+   * closing handles, 3 done) and the client hooks. */
+  struct wschat__session_env sess;
 
-  /* hooks */
-  wschat_connect_cb on_connect;
-  void *on_connect_user;
-  wschat_disconnect_cb on_disconnect;
-  void *on_disconnect_user;
-  wschat_message_cb on_message;
-  void *on_message_user;
   wschat_shutdown_cb on_shutdown;
   void *on_shutdown_user;
 

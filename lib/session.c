@@ -13,12 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "command.h"
 #include "event.h"
 #include "frame.h"
 #include "http.h"
 #include "route.h"
-#include "server.h"
+#include "text_proto.h"
 #include "utf8.h"
 #include "view.h"
 
@@ -51,7 +52,8 @@ static void plain_request(struct wschat_client *c) {
   char *out;
   size_t len;
   int status =
-      wschat__routes_serve(&c->srv->routes, c->conn.http, &out, &len);
+      wschat__routes_serve(wschat__session_env(c)->routes, c->conn.http, &out,
+                           &len);
   if (status == 0) {
     wschat__conn_drop(&c->conn, 500);
     return;
@@ -107,7 +109,7 @@ static void free_hs(struct wschat_client *c) {
 
 /* Accepts the upgrade: 101, then the chat (or echo) begins. */
 static void open_client(struct wschat_client *c) {
-  struct wschat_server *srv = c->srv;
+  const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = c->conn.http;
   char accept[29], buf[8192];
   wschat__ws_accept(h->key, h->key_len, accept);
@@ -127,8 +129,9 @@ static void open_client(struct wschat_client *c) {
   }
   if (c->reject_code) {
     wschat__conn_close(&c->conn, c->reject_code, hs->reject_reason);
-  } else if (srv->mode == WSCHAT_MODE_CHAT &&
-             wschat__text_open(&srv->text, &c->member, wschat_client_query(c),
+  } else if (env->mode == WSCHAT_MODE_CHAT &&
+             wschat__text_open(env->text, &c->member,
+                               c->path + strlen(c->path) + 1,
                                hs->name[0] ? hs->name : NULL,
                                hs->room[0] ? hs->room : NULL) != 0) {
     wschat__conn_close(&c->conn, 1011, "out of memory");
@@ -141,7 +144,7 @@ void wschat__session_decide(struct wschat_client *c) {
   if (c->conn.state != WSCHAT__CONN_HTTP)
     return;
   c->deferred = 0;
-  if (c->srv->shutting_down) {
+  if (wschat__session_env(c)->shutting_down) {
     respond_status(c, 503, "server shutting down");
     return;
   }
@@ -156,7 +159,7 @@ void wschat__session_decide(struct wschat_client *c) {
 
 void wschat__session_on_request(struct wschat__conn *conn) {
   struct wschat_client *c = wschat__client_of(conn);
-  struct wschat_server *srv = c->srv;
+  const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = conn->http;
   if (wschat__http_state(h) == WSCHAT__HTTP_FAILED) {
     char buf[1024];
@@ -174,9 +177,9 @@ void wschat__session_on_request(struct wschat__conn *conn) {
     return;
   }
   conn->notify_end = 1; /* on_connect runs now: on_disconnect is owed */
-  if (srv->on_connect) {
+  if (env->on_connect) {
     c->in_connect = 1;
-    srv->on_connect(c, srv->on_connect_user);
+    env->on_connect(c, env->on_connect_user);
     c->in_connect = 0;
   }
   if (conn->state != WSCHAT__CONN_HTTP || c->deferred)
@@ -199,15 +202,15 @@ struct wschat_message {
 void wschat__session_on_message(struct wschat__conn *conn, int opcode,
                                 const uint8_t *msg, size_t len) {
   struct wschat_client *c = wschat__client_of(conn);
-  struct wschat_server *srv = c->srv;
+  const struct wschat__session_env *env = wschat__session_env(c);
   struct wschat_message m;
   memset(&m, 0, sizeof(m));
   m.text = msg ? (const char *)msg : "";
   m.len = len;
-  m.max = srv->env.max_message;
+  m.max = env->conn.max_message;
   m.binary = opcode == WSCHAT__OP_BINARY;
-  if (srv->on_message &&
-      srv->on_message(c, &m, srv->on_message_user) == WSCHAT_DROP) {
+  if (env->on_message &&
+      env->on_message(c, &m, env->on_message_user) == WSCHAT_DROP) {
     free(m.replaced);
     return;
   }
@@ -215,7 +218,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
     free(m.replaced);
     return;
   }
-  if (srv->mode == WSCHAT_MODE_ECHO) {
+  if (env->mode == WSCHAT_MODE_ECHO) {
     struct wschat__frame *f = wschat__frame_new(opcode, m.text, m.len);
     if (f == NULL) {
       wschat__conn_close(conn, 1011, "out of memory");
@@ -232,7 +235,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
       wschat__frame_unref(f);
     }
   } else {
-    wschat__text_line(&srv->text, &c->member, m.text, m.len);
+    wschat__text_line(env->text, &c->member, m.text, m.len);
   }
   free(m.replaced);
 }
@@ -288,11 +291,11 @@ int wschat_message_replace(struct wschat_message *msg, const char *text,
 
 void wschat__session_on_end(struct wschat__conn *conn, int code) {
   struct wschat_client *c = wschat__client_of(conn);
-  struct wschat_server *srv = c->srv;
-  if (srv->mode == WSCHAT_MODE_CHAT)
-    wschat__chat_exit(&srv->chat, &c->member, NULL);
-  if (srv->on_disconnect)
-    srv->on_disconnect(c, code, srv->on_disconnect_user);
+  const struct wschat__session_env *env = wschat__session_env(c);
+  if (env->mode == WSCHAT_MODE_CHAT)
+    wschat__chat_exit(env->chat, &c->member, NULL);
+  if (env->on_disconnect)
+    env->on_disconnect(c, code, env->on_disconnect_user);
 }
 
 void wschat__session_free(struct wschat_client *c) {

@@ -17,9 +17,30 @@
 
 #include "conn.h"
 #include "room.h"
+#include "wschat.h"
 
 struct wschat_server;
 struct wschat_event;
+struct wschat__chat;
+struct wschat__text;
+struct wschat__routes;
+
+/* What every client of a server shares (owned by the server; the conn
+ * env first, so a client reaches this through its conn's env pointer). */
+struct wschat__session_env {
+  struct wschat__conn_env conn;
+  int mode;          /* enum wschat_mode */
+  int shutting_down; /* 0; 1 closing clients; 2 closing handles; 3 done */
+  wschat_connect_cb on_connect;
+  void *on_connect_user;
+  wschat_disconnect_cb on_disconnect;
+  void *on_disconnect_user;
+  wschat_message_cb on_message;
+  void *on_message_user;
+  struct wschat__chat *chat;
+  const struct wschat__text *text;
+  const struct wschat__routes *routes;
+};
 
 /* What a client asked for and what the application decided, while it
  * connects (freed once it is open or gone). */
@@ -36,7 +57,7 @@ struct wschat__hs {
 struct wschat_client {
   struct wschat__conn conn;     /* first */
   struct wschat__member member; /* member.client == this */
-  struct wschat_server *srv;
+  struct wschat_server *srv; /* for the public API; never read here */
   size_t idx;          /* in the server's connection array */
   uint8_t in_connect;  /* inside on_connect */
   uint8_t deferred;    /* on_connect deferred the decision */
@@ -50,6 +71,11 @@ struct wschat_client {
 
 static inline struct wschat_client *wschat__client_of(struct wschat__conn *c) {
   return (struct wschat_client *)c;
+}
+
+static inline const struct wschat__session_env *
+wschat__session_env(const struct wschat_client *c) {
+  return (const struct wschat__session_env *)c->conn.env;
 }
 
 /* The conn upcalls (server.c installs them). */
