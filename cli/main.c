@@ -40,6 +40,11 @@ static const struct flag flags[] = {
      "close a peer that has not answered a ping by then (1011)"},
     {"--close-timeout", "SECONDS", "3",
      "wait this long for the peer's side of a close"},
+    {"--max-rooms", "N", "20",
+     "rooms one client may be in at once (through the C API; 1-1000)"},
+    {"--quiet-room", "N", "500",
+     "rooms above N members do not announce each join and leave (0: always "
+     "announce)"},
     {"--help", NULL, NULL, "show this help and exit"},
     {"--version", NULL, NULL, "show the version and exit"},
 };
@@ -129,7 +134,7 @@ int main(int argc, char **argv) {
   struct {
     long long value;
     enum wschat_option opt;
-  } opts[8] = {{0}};
+  } opts[16] = {{0}};
   int nopts = 0, echo = 0;
 
   for (int i = 1; i < argc; i++) {
@@ -174,7 +179,12 @@ int main(int argc, char **argv) {
     } else {
       enum wschat_option opt;
       int seconds = 1;
-      if (strcmp(name, "--max-message") == 0)
+      long long lo = 1;
+      if (strcmp(name, "--max-rooms") == 0)
+        opt = WSCHAT_OPT_MAX_ROOMS, seconds = 0;
+      else if (strcmp(name, "--quiet-room") == 0)
+        opt = WSCHAT_OPT_QUIET_ROOM, seconds = 0, lo = 0;
+      else if (strcmp(name, "--max-message") == 0)
         opt = WSCHAT_OPT_MAX_MESSAGE, seconds = 0;
       else if (strcmp(name, "--max-output") == 0)
         opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
@@ -189,12 +199,17 @@ int main(int argc, char **argv) {
       else
         opt = WSCHAT_OPT_CLOSE_TIMEOUT_MS;
       if (seconds ? parse_seconds(val, &v) != 0
-                  : parse_int(val, 1, LLONG_MAX, &v) != 0)
+                  : parse_int(val, lo, LLONG_MAX, &v) != 0)
         return fail(seconds ? "invalid %s %s (expected seconds > 0)"
-                            : "invalid %s %s (expected a number of bytes)",
+                            : "invalid %s %s (expected a number)",
                     name, val);
-      opts[nopts].opt = opt;
-      opts[nopts++].value = v;
+      int k = 0; /* a repeated flag: the last one wins */
+      while (k < nopts && opts[k].opt != opt)
+        k++;
+      opts[k].opt = opt;
+      opts[k].value = v;
+      if (k == nopts)
+        nopts++;
     }
   }
 
