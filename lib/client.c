@@ -142,7 +142,7 @@ int wschat_client_set_name(struct wschat_client *c, const char *name) {
   struct wschat__presence *p = c->srv->chat.presence;
   if (p->ops->find(p, name) != NULL)
     return WSCHAT_ENAMETAKEN;
-  strcpy(c->hs->name, name); /* fits: checked above */
+  memcpy(c->hs->name, name, strlen(name) + 1); /* fits: a valid name */
   return 0;
 }
 
@@ -151,7 +151,7 @@ int wschat_client_set_room(struct wschat_client *c, const char *room) {
     return WSCHAT_EROOM;
   if (!deciding(c))
     return WSCHAT_ESTATE;
-  strcpy(c->hs->room, room); /* fits: checked above */
+  memcpy(c->hs->room, room, strlen(room) + 1); /* fits: a valid room */
   return 0;
 }
 

@@ -122,7 +122,7 @@ int wschat__text_open(const struct wschat__text *t, struct wschat__member *m,
         name_error(errs[nerr++], sizeof(errs[0]), r, show);
     }
   }
-  if (r != 0 && (r = wschat__chat_enter(ch, m, NULL, 0)) != 0)
+  if (r != 0 && wschat__chat_enter(ch, m, NULL, 0) != 0)
     return WSCHAT_ENOMEM;
 
   snprintf(where, sizeof(where), "%s", room ? room : WSCHAT__LOBBY);
@@ -286,9 +286,10 @@ static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
   for (size_t i = 0; i < n; i++) {
     sb_adds(&b, i ? ", " : " ");
     sb_adds(&b, v[i]->name);
-    if (everybody) {
+    struct wschat__room *in = wschat__member_room(v[i]);
+    if (everybody && in != NULL) { /* in a room: only those were kept */
       sb_adds(&b, " (#");
-      sb_adds(&b, wschat__member_room(v[i])->name);
+      sb_adds(&b, in->name);
       sb_adds(&b, ")");
     }
   }
