@@ -22,9 +22,14 @@ LD_LIBRARY_PATH="$libdir" "$tmp/hello"
 awk '/^```c$/ {on=1; next} /^```$/ {if (on) exit} on' "$src/README.md" >"$tmp/readme.c"
 test -s "$tmp/readme.c"
 cc -std=c11 -Wall -Wextra -Werror -o "$tmp/readme" "$tmp/readme.c" $flags
+# The SONAME carries the minor version while the major is 0 (0.x releases
+# may break the ABI), then the major alone. Read the version from the header.
+ver() { sed -n "s/^#define WSCHAT_VERSION_$1 \([0-9]*\)$/\1/p" "$src/include/wschat.h"; }
+if [ "$(ver MAJOR)" = 0 ]; then want="libwschat.so.0.$(ver MINOR)"; else want="libwschat.so.$(ver MAJOR)"; fi
 soname=$(objdump -p "$libdir/libwschat.so" | awk '/SONAME/ {print $2}')
-echo "SONAME: $soname"
-test "$soname" = "libwschat.so.0"
+echo "SONAME: $soname (expected $want)"
+test "$soname" = "$want"
+test -e "$libdir/$soname" # the link the loader looks for is installed
 bad=$(nm -D --defined-only "$libdir/libwschat.so" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^wschat_' || true)
 if [ -n "$bad" ]; then echo "exported symbols outside wschat_*: $bad"; exit 1; fi
 echo "ok"

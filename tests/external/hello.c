@@ -1,6 +1,8 @@
 /* An outside program built against the *installed* libwschat with
  * pkg-config (see tests/install_test.sh): it creates a server on its own
- * loop, listens on a free port, shuts down and frees it. */
+ * loop, registers a command, a watcher and a route (symbols of 0.2),
+ * listens on a free port, and shuts down from a wschat_server_post()
+ * callback run by wschat_server_run(); then frees it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,23 +13,57 @@ static void done(struct wschat_server *srv, void *user) {
   *(int *)user = 1;
 }
 
+/* Runs on the loop thread, from inside wschat_server_run(). */
+static void stop(struct wschat_server *srv, void *arg) {
+  if (wschat_server_shutdown(srv, done, arg) != 0)
+    fprintf(stderr, "hello: shutdown refused\n");
+}
+
+static int cmd_hello(struct wschat_client *c, const struct wschat_command *cmd,
+                     void *user) {
+  (void)cmd;
+  (void)user;
+  wschat_client_send(c, "* hello", 7);
+  return WSCHAT_DROP;
+}
+
+static void on_event(struct wschat_server *srv, const struct wschat_event *ev,
+                     void *user) {
+  (void)srv;
+  (void)ev;
+  (void)user;
+}
+
+static void route(struct wschat_http_request *req, void *user) {
+  (void)user;
+  wschat_http_respond(req, 200, NULL, "hello\n", 6);
+}
+
 int main(void) {
   if (wschat_version() != WSCHAT_VERSION_NUM) {
     fprintf(stderr, "header and library disagree\n");
     return 1;
   }
   struct wschat_server *srv;
+  int finished = 0;
   int r = wschat_server_new(NULL, &srv);
   if (r == 0)
+    r = wschat_server_add_command(srv, "hello", "- says hello", cmd_hello,
+                                  NULL);
+  if (r == 0)
+    r = wschat_server_watch(srv, on_event, NULL, NULL);
+  if (r == 0)
+    r = wschat_server_route(srv, "/hello", route, NULL);
+  if (r == 0)
     r = wschat_server_listen(srv, "127.0.0.1", 0);
+  if (r == 0)
+    r = wschat_server_post(srv, stop, &finished);
   if (r != 0) {
     fprintf(stderr, "hello: %s\n", wschat_strerror(r));
     return 1;
   }
-  int finished = 0;
   printf("libwschat %s listening on port %d\n", wschat_version_string(),
          wschat_server_port(srv));
-  wschat_server_shutdown(srv, done, &finished);
   if (wschat_server_run(srv) != 0 || !finished ||
       wschat_server_free(srv) != 0)
     return 1;
