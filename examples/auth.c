@@ -184,7 +184,9 @@ static int on_connect(struct wschat_client *c, void *user) {
     return 0;
   }
   pthread_detach(tid);
-  wschat_client_defer(c); /* the answer waits for decide() */
+  /* The answer waits for decide(), which runs on this thread: never
+   * before this hook has returned. */
+  wschat_client_defer(c);
   return 0;
 }
 

@@ -658,9 +658,11 @@ def test_auth_slow_check_blocks_nobody(start):
     auth.assert_clean_exit()
 
 
-def test_auth_client_gone_before_its_verdict(start):
-    """The client hangs up while deferred: the posted verdict finds no
-    client by its id and does nothing; the server carries on."""
+def test_auth_client_hangs_up_while_waiting(start):
+    """Clients hang up while their check runs (the library stops reading
+    while deferred, so the verdict may find them there, or gone): either
+    way the server carries on, and the slow check's thread, still asleep
+    at SIGTERM, is waited for."""
     auth = start("auth", 0)
     s = raw_upgrade(auth.port, "/?token=alice-secret")
     s.close()
@@ -669,9 +671,9 @@ def test_auth_client_gone_before_its_verdict(start):
     time.sleep(0.5)  # alice's verdict has come by now
 
     async def go():
-        a = await connect(auth.url + "?token=alice-secret")  # the name is free
-        await expect(a, WELCOME % ("alice", "lobby"))
-        await a.close()
+        b = await connect(auth.url + "?token=bob-secret")
+        await expect(b, WELCOME % ("bob", "lobby"))
+        await b.close()
 
     run(go())
     auth.assert_clean_exit()  # also waits for the slow thread: its post fails
