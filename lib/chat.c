@@ -192,24 +192,31 @@ int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
   snprintf(m->name, sizeof(m->name), "%s", name);
   uint64_t group = ++ch->next_group;
   /* One event per room (each room's history has it); a view shows each
-   * recipient one of them (see group). The member's own rooms are walked
-   * from a copy of their names: a watcher may move it. */
-  size_t n = m->nrooms;
-  char(*rooms)[WSCHAT_ROOM_MAX + 1] = malloc((n ? n : 1) * sizeof(*rooms));
-  if (rooms == NULL)
+   * recipient one of them (see group). All are published before any
+   * watcher runs, so that a watcher's own rename cannot come between two
+   * events of this one. The rooms are walked from a copy of their names. */
+  size_t n = m->nrooms, k = 0;
+  struct wschat_event **evs = malloc((n ? n : 1) * sizeof(*evs));
+  if (evs == NULL)
     return 0; /* renamed; the rooms are not told */
-  for (size_t i = 0; i < n; i++)
-    memcpy(rooms[i], m->rooms[i].room->name, sizeof(rooms[i]));
   for (size_t i = 0; i < n; i++) {
-    struct wschat_event *ev = wschat__event_new(
-        WSCHAT_EVENT_NICK, rooms[i], old, name, NULL, 0, NULL);
+    struct wschat_event *ev =
+        wschat__event_new(WSCHAT_EVENT_NICK, m->rooms[i].room->name, old,
+                          name, NULL, 0, NULL);
     if (ev == NULL)
       break;
     ev->client = m->id;
     ev->group = group;
-    emit(ch, ev);
+    stamp(ch, ev);
+    evs[k++] = ev;
   }
-  free(rooms);
+  for (size_t i = 0; i < k; i++)
+    ch->bus->ops->publish(ch->bus, evs[i]);
+  for (size_t i = 0; i < k; i++) {
+    watch(ch, evs[i]);
+    wschat__event_unref(evs[i]);
+  }
+  free(evs);
   return 0;
 }
 
@@ -238,6 +245,16 @@ static int add(struct wschat__chat *ch, struct wschat__member *m,
   }
   ch->presence->ops->joined(ch->presence, r, m);
   return 0;
+}
+
+/* m is (still) a member of the room called name: hooks and watchers may
+ * have closed or moved it meanwhile. */
+static struct wschat__room *still_in(struct wschat__chat *ch,
+                                     const struct wschat__member *m,
+                                     const char *name) {
+  struct wschat__room *r = wschat__room_find(&ch->rooms, name);
+  return m->attached && r != NULL && wschat__member_index(m, r) >= 0 ? r
+                                                                     : NULL;
 }
 
 /* The join event of m into room r (a member now). */
@@ -329,7 +346,7 @@ int wschat__chat_leave(struct wschat__chat *ch, struct wschat__member *m,
   if (to_lobby && add(ch, m, lobby) != 0)
     to_lobby = 0; /* out of memory: in no room; lines get an error */
   tell_leave(ch, m, name, was, reason);
-  if (to_lobby)
+  if (to_lobby && (lobby = still_in(ch, m, WSCHAT__LOBBY)) != NULL)
     tell_join(ch, m, lobby, WSCHAT__JOIN_TELL_SELF);
   hook_leave(ch, m, name, reason);
   if (to_lobby)
@@ -353,8 +370,10 @@ int wschat__chat_move(struct wschat__chat *ch, struct wschat__member *m,
   char old[WSCHAT_ROOM_MAX + 1] = "", name[WSCHAT_ROOM_MAX + 1];
   memcpy(name, r->name, sizeof(name));
   int was_member = wschat__member_index(m, r) >= 0;
-  if (was_member) /* make r the newest membership: out and in, silently */
+  if (was_member) { /* make r the newest membership: out and in, silently */
     wschat__room_remove(r, m);
+    ch->presence->ops->left(ch->presence, r, m);
+  }
   int rc = add(ch, m, r); /* cannot fail for was_member: space is there */
   if (rc != 0)
     return rc;
@@ -365,7 +384,7 @@ int wschat__chat_move(struct wschat__chat *ch, struct wschat__member *m,
   }
   if (old[0])
     tell_leave(ch, m, old, was, NULL);
-  if (!was_member)
+  if (!was_member && (r = still_in(ch, m, name)) != NULL)
     tell_join(ch, m, r, WSCHAT__JOIN_TELL_SELF);
   if (old[0])
     hook_leave(ch, m, old, NULL);
