@@ -379,8 +379,8 @@ WSCHAT_EXTERN const char *wschat_event_reason(const struct wschat_event *ev);
 
 /* ---------------------------------------------------------------------- */
 /* Commands. An application adds "/NAME ARGS" commands; /help lists them
- * after the built-in ones. Built-in names (help nick join leave rooms users
- * whisper w msg me quit) cannot be taken. */
+ * after the built-in ones. Built-in names and aliases (help nick join
+ * leave part rooms users who whisper w msg me quit) cannot be taken. */
 
 /*
  * Called on the loop thread for "/NAME ..." from a client, after
@@ -531,8 +531,10 @@ WSCHAT_EXTERN int wschat_client_accept(struct wschat_client *client);
 
 /*
  * In on_connect or while deferred: the client's name in the chat (instead
- * of ?name= or guest-N), e.g. from a checked token. Reserved names may be
- * given this way. Copied.
+ * of ?name= or guest-N), e.g. from a checked token; wschat_client_name()
+ * returns it from now on. Reserved names may be given this way. Copied.
+ * The name is taken when the client is accepted: if another client took
+ * it meanwhile, this one gets guest-N and a "! name already taken" line.
  * Returns 0, WSCHAT_ENAME, WSCHAT_ENAMETAKEN (a connected client has it),
  * WSCHAT_ESTATE (the client is already open) or WSCHAT_EINVAL.
  */
@@ -664,8 +666,9 @@ WSCHAT_EXTERN int wschat_client_join(struct wschat_client *client,
 /*
  * Leaves room (NULL: the current room); the room sees the leave notice
  * with reason (may be NULL; copied), then on_leave runs. A client that
- * leaves its last room is put back in lobby. Its current room becomes the
- * one it joined last of those left.
+ * leaves its last room is put back in lobby (lobby sees it join); leaving
+ * lobby when it is the only room does nothing and returns 0. Its current
+ * room becomes the one it joined last of those left.
  * Returns 0, WSCHAT_EROOM, WSCHAT_ENOTMEMBER, WSCHAT_ENOTOPEN,
  * WSCHAT_ECLOSED, WSCHAT_ESTATE (echo mode) or WSCHAT_ENOMEM.
  */
@@ -675,7 +678,9 @@ WSCHAT_EXTERN int wschat_client_leave(struct wschat_client *client,
 /*
  * What /join does: leaves the current room and enters room (created if
  * new); both rooms see the usual notices, then on_leave and on_join run
- * (after the move is complete). Other memberships stay.
+ * (after the move is complete). Other memberships stay. If the client is
+ * already in room (not its current one), room becomes its current room and
+ * only the old room is told.
  * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ENOTOPEN,
  * WSCHAT_ECLOSED, WSCHAT_ESTATE (echo mode) or WSCHAT_ENOMEM.
  */

@@ -23,6 +23,8 @@ uint64_t wschat_client_id(const struct wschat_client *c) {
   return c->conn.id;
 }
 const char *wschat_client_name(const struct wschat_client *c) {
+  if (c->hs != NULL && c->hs->name[0] && !c->member.attached)
+    return c->hs->name; /* set in on_connect, not in the chat yet */
   return c->member.name;
 }
 const char *wschat_client_room(const struct wschat_client *c) {

@@ -16,6 +16,11 @@ const char *wschat_strerror(int err) {
   case WSCHAT_ECLOSED: return "closing or closed";
   case WSCHAT_ESTATE: return "not allowed in this state";
   case WSCHAT_ESAMEROOM: return "already in that room";
+  case WSCHAT_ENOTOPEN: return "not open yet";
+  case WSCHAT_ETOOMANY: return "over a limit";
+  case WSCHAT_EEXIST: return "already exists";
+  case WSCHAT_ERESERVED: return "the name is reserved";
+  case WSCHAT_ENOTMEMBER: return "not in that room";
   case WSCHAT_ENOMEM: return "out of memory";
   case WSCHAT_EIO: return "I/O error";
   case WSCHAT_EADDR: return "cannot use that address";

@@ -28,6 +28,7 @@ int wschat__post_init(struct wschat__post_queue *q,
                       struct wschat_server *srv) {
   q->head = q->tail = NULL;
   q->closed = 1;
+  q->closing = 0;
   q->draining = 0;
   q->srv = srv;
   return uv_mutex_init(&q->lock) == 0 ? 0 : WSCHAT_ENOMEM;
@@ -69,17 +70,28 @@ int wschat__post(struct wschat__post_queue *q, wschat_post_cb fn, void *arg,
   else
     q->head = p;
   q->tail = p;
-  uv_async_send(&q->async);
+  if (!q->closing) /* a closing handle is not woken: its close runs it */
+    uv_async_send(&q->async);
   uv_mutex_unlock(&q->lock);
   return 0;
 }
 
+static void on_closed(uv_handle_t *h) {
+  struct wschat__post_queue *q = h->data;
+  uv_mutex_lock(&q->lock);
+  q->closed = 1; /* from now on posts are refused, not lost */
+  uv_mutex_unlock(&q->lock);
+  run_queued(q); /* what was posted until now runs, once */
+  q->close_cb(h);
+}
+
 void wschat__post_close(struct wschat__post_queue *q, uv_close_cb close_cb) {
   uv_mutex_lock(&q->lock);
-  q->closed = 1;
+  q->closing = 1;
   uv_mutex_unlock(&q->lock);
-  run_queued(q); /* what was posted runs; nothing more comes */
-  uv_close((uv_handle_t *)&q->async, close_cb);
+  run_queued(q);
+  q->close_cb = close_cb;
+  uv_close((uv_handle_t *)&q->async, on_closed);
 }
 
 void wschat__post_free(struct wschat__post_queue *q) {

@@ -22,6 +22,9 @@ struct wschat__post_queue {
   struct wschat__post *head, *tail; /* guarded by lock */
   int closed;                       /* guarded by lock */
   int draining; /* guarded by lock: a shutdown has begun */
+  int closing;  /* guarded by lock: the handle is closing (posts are still
+                   taken, and run by its close callback) */
+  uv_close_cb close_cb;
   struct wschat_server *srv;
 };
 
@@ -37,8 +40,8 @@ int wschat__post(struct wschat__post_queue *q, wschat_post_cb fn, void *arg,
                  int strict);
 /* A shutdown has begun: strict posts fail from now on. */
 void wschat__post_drain(struct wschat__post_queue *q);
-/* Refuses posts from now on, runs what is queued, and closes the async
- * handle (close_cb gets it). */
+/* Closes the async handle: what is posted until its close callback runs
+ * (then, once), later posts are refused; close_cb follows. */
 void wschat__post_close(struct wschat__post_queue *q, uv_close_cb close_cb);
 /* Frees the mutex (after the handle closed, or if it never opened). */
 void wschat__post_free(struct wschat__post_queue *q);

@@ -846,23 +846,6 @@ def test_every_kind_of_end_in_one_run(probe):
 EVENT_RE = re.compile(r"event (\d+) (\w+) (\S+) (\S+) (\d+) (\S+) :(.*)")
 
 
-# Library bugs found by these tests (lib/ belongs to the lead); strict: a
-# fix turns the test into an XPASS failure, so the mark goes with the fix.
-NAME_AFTER_SET_NAME = pytest.mark.xfail(strict=True, reason=(
-    "lib: wschat_client_name() returns \"\" after wschat_client_set_name() in "
-    "on_connect or while deferred (the name lives in c->hs->name until open); "
-    "wschat.h: 'or the name set in on_connect'"))
-POST_AFTER_SHUTDOWN_BEGAN = pytest.mark.xfail(strict=True, reason=(
-    "lib: wschat_server_post() right after wschat_server_shutdown() with no "
-    "client open returns WSCHAT_ECLOSED: shutdown() calls close_handles(), "
-    "which closes the post queue before the shutdown callback; wschat.h: fn "
-    "still runs once while the shutdown finishes, ECLOSED only after it has "
-    "finished"))
-STRERROR_OF_NEW_CODES = pytest.mark.xfail(strict=True, reason=(
-    "lib/error.c: wschat_strerror() has no text for ENOTOPEN, ETOOMANY, "
-    "EEXIST, ERESERVED, ENOTMEMBER (all give 'unknown error')"))
-
-
 def probe_events(probe):
     """The watcher's lines as (id, kind, room, from, client, to, tail)."""
     out = []
@@ -1162,7 +1145,6 @@ def test_command_accessors_and_verdicts(probe):
 
 # ---- reserved names and wschat_server_say ----
 
-@NAME_AFTER_SET_NAME
 def test_say_and_reserved_name(probe):
     async def go():
         a, aid = await join(probe, "alice")
@@ -1200,7 +1182,6 @@ def test_say_and_reserved_name(probe):
 
 # ---- on_connect powers: name, room, subprotocol, headers ----
 
-@NAME_AFTER_SET_NAME
 def test_set_name_and_room_in_on_connect(probe):
     async def go():
         z = await websockets.connect(probe.url + "/as/zed/in/attic?name=ignored&room=ignored",
@@ -1260,7 +1241,6 @@ def test_subprotocol_and_added_headers(probe):
 
 # ---- deferred decisions, made by a post from another thread ----
 
-@NAME_AFTER_SET_NAME
 def test_deferred_accept(probe):
     async def go():
         t0 = time.monotonic()
@@ -1334,7 +1314,6 @@ def test_deferred_too_long_is_503_and_the_late_verdict_finds_nobody(probe):
     probe.finish()
 
 
-@NAME_AFTER_SET_NAME
 def test_deferred_client_does_not_block_others(probe):
     async def go():
         a, aid = await join(probe, "alice")
@@ -1537,7 +1516,6 @@ def test_post_during_the_shutdown_runs_once(probe):
     assert lines.index("late post ran") < lines.index("shutdown")
 
 
-@POST_AFTER_SHUTDOWN_BEGAN
 def test_post_during_the_shutdown_of_an_idle_server_runs_once(probe):
     """The same with no client left: the shutdown has begun, not finished
     (its callback has not run), so the post must still be taken."""
@@ -1553,7 +1531,6 @@ def test_post_during_the_shutdown_of_an_idle_server_runs_once(probe):
     assert lines.index("late post ran") < lines.index("shutdown")
 
 
-@STRERROR_OF_NEW_CODES
 def test_strerror_has_a_text_for_every_code(probe):
     """/strerror: wschat_strerror() of every enum wschat_error value is its
     own text, and differs from an unknown code's."""
