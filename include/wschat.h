@@ -525,7 +525,9 @@ WSCHAT_EXTERN int wschat_client_defer(struct wschat_client *client);
 /*
  * Accepts a deferred client: the upgrade is answered and the client joins
  * the chat (with the name and room set, if any) as if on_connect had just
- * returned. Returns 0 or WSCHAT_ESTATE (not deferred).
+ * returned. Called inside on_connect after wschat_client_defer(), it takes
+ * the deferral back (so does wschat_client_reject()): the answer goes when
+ * the hook returns. Returns 0 or WSCHAT_ESTATE (not deferred).
  */
 WSCHAT_EXTERN int wschat_client_accept(struct wschat_client *client);
 

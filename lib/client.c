@@ -114,7 +114,9 @@ int wschat_client_reject(struct wschat_client *c, int code,
   free(c->hs->reject_reason);
   c->hs->reject_reason = copy;
   c->reject_code = (uint16_t)code;
-  if (c->deferred && !c->in_connect)
+  if (c->in_connect)
+    c->deferred = 0; /* decided after all: answered when on_connect returns */
+  else if (c->deferred)
     wschat__session_decide(c);
   return 0;
 }
@@ -127,8 +129,12 @@ int wschat_client_defer(struct wschat_client *c) {
 }
 
 int wschat_client_accept(struct wschat_client *c) {
-  if (!c->deferred || c->in_connect || !deciding(c))
+  if (!c->deferred || !deciding(c))
     return WSCHAT_ESTATE;
+  if (c->in_connect) { /* decided after all: accepted when it returns */
+    c->deferred = 0;
+    return 0;
+  }
   wschat__session_decide(c);
   wschat__conn_resume(&c->conn);
   return 0;
