@@ -538,6 +538,18 @@ static int on_connect(struct wschat_client *c, void *user) {
   } else if (strcmp(path, "/halt") == 0) {
     r = wschat_server_shutdown(app.srv, on_shutdown, &app);
     CHECK(r == 0, "shutdown in on_connect: %d", r);
+  } else if (strcmp(path, "/undefer/accept") == 0 ||
+             strcmp(path, "/undefer/reject") == 0) {
+    /* A deferral taken back inside on_connect: answered when it returns. */
+    r = wschat_client_defer(c);
+    CHECK(r == 0, "defer: %d", r);
+    if (path[9] == 'a') {
+      r = wschat_client_accept(c);
+      CHECK(r == 0, "accept inside on_connect after defer: %d", r);
+    } else {
+      r = wschat_client_reject(c, 403, "changed my mind");
+      CHECK(r == 0, "reject inside on_connect after defer: %d", r);
+    }
   } else if (strncmp(path, "/defer/", 7) == 0) {
     const char *verdict = path + 7;
     int late = strcmp(verdict, "late") == 0;

@@ -1284,6 +1284,33 @@ def test_deferred_reject_with_www_authenticate(probe):
     probe.finish()
 
 
+def test_deferral_taken_back_inside_on_connect_reject(probe):
+    """defer() then reject() in the same on_connect: answered at once, not
+    after the handshake timeout (2 s in the probe)."""
+    t0 = time.monotonic()
+    s = raw_upgrade(probe.port, "/undefer/reject")
+    try:
+        data = read_to_eof(s)
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.1 403 "), data
+    assert data.endswith(b"\r\n\r\nchanged my mind\n"), data
+    assert time.monotonic() - t0 < 1.0
+    probe.finish()
+
+
+def test_deferral_taken_back_inside_on_connect_accept(probe):
+    async def go():
+        t0 = time.monotonic()
+        ws = await websockets.connect(probe.url + "/undefer/accept", open_timeout=TIMEOUT)
+        line = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert line.startswith("* welcome, "), line
+        assert time.monotonic() - t0 < 1.0
+        await ws.close()
+    run(go())
+    probe.finish()
+
+
 def test_deferred_close_is_a_websocket_reject(probe):
     async def go():
         ws = await websockets.connect(probe.url + "/defer/close", open_timeout=TIMEOUT)
