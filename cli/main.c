@@ -227,6 +227,7 @@ int main(int argc, char **argv) {
     if (wschat_server_set_option(cli.srv, opts[i].opt, opts[i].value) != 0) {
       fprintf(stderr, "chat-cli: a value is out of range (see chat-cli "
                       "--help)\n");
+      wschat_server_free(cli.srv);
       return 2;
     }
   r = wschat_server_listen(cli.srv, host, (int)port);

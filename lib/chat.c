@@ -398,7 +398,10 @@ void wschat__chat_exit(struct wschat__chat *ch, struct wschat__member *m,
   if (!m->attached)
     return;
   /* Out of the registry first: nothing is delivered to m from now on
-   * through a broadcast to everyone. */
+   * through a broadcast to everyone. While the rooms are told (hooks and
+   * watchers run), m is exiting: a close asked for meanwhile must wait for
+   * the walk to end (see wschat_client_close()). */
+  m->exiting = 1;
   wschat__rooms_detach(&ch->rooms, m);
   ch->presence->ops->release(ch->presence, m->name, m);
   while (m->nrooms > 0) {
@@ -411,6 +414,7 @@ void wschat__chat_exit(struct wschat__chat *ch, struct wschat__member *m,
     hook_leave(ch, m, name, reason);
   }
   wschat__member_free(m);
+  m->exiting = 0;
 }
 
 /* ---- saying things ---- */

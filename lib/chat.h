@@ -76,7 +76,8 @@ int wschat__chat_enter(struct wschat__chat *ch, struct wschat__member *m,
                        const char *name, int force);
 /* m leaves every room (each is told, with reason, unless the chat is
  * shutting down; on_leave runs) and gives its name back. Safe to call for
- * a member that never entered, and more than once. */
+ * a member that never entered, and more than once. m->exiting is set while
+ * it runs. */
 void wschat__chat_exit(struct wschat__chat *ch, struct wschat__member *m,
                        const char *reason);
 

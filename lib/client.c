@@ -238,8 +238,9 @@ int wschat_client_close(struct wschat_client *c, int code,
   if (!valid_close_code(code) || !valid_reason(reason))
     return WSCHAT_EINVAL;
   if (c->conn.state == WSCHAT__CONN_CLOSING ||
-      c->conn.state == WSCHAT__CONN_DEAD)
-    return WSCHAT_ECLOSED;
+      c->conn.state == WSCHAT__CONN_DEAD || c->member.exiting)
+    return WSCHAT_ECLOSED; /* exiting: a close is under way (its walk of
+                              the rooms runs the hooks that called us) */
   if (deciding(c))
     return wschat_client_reject(c, code, reason);
   if (c->conn.state != WSCHAT__CONN_OPEN)
@@ -258,8 +259,10 @@ static int chat_ready(const struct wschat_client *c) {
   int r = open_or_why(c);
   if (r != 0)
     return r;
-  if (c->srv->sess.mode != WSCHAT_MODE_CHAT || !c->member.attached)
+  if (c->srv->sess.mode != WSCHAT_MODE_CHAT)
     return WSCHAT_ESTATE;
+  if (!c->member.attached)
+    return WSCHAT_ECLOSED; /* leaving the chat: a close is under way */
   return 0;
 }
 

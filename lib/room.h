@@ -40,6 +40,7 @@ struct wschat__member {
   char name[WSCHAT_NAME_MAX + 1];  /* "" until named */
   uint8_t view;                    /* WSCHAT__VIEW_* */
   uint8_t attached;                /* in the chat (in all[]) */
+  uint8_t exiting;                 /* inside wschat__chat_exit */
   uint16_t nrooms, cap_rooms;
   struct wschat__membership *rooms; /* owned; in joining order: the last
                                        one is the current room */

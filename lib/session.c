@@ -182,8 +182,10 @@ void wschat__session_on_request(struct wschat__conn *conn) {
     env->on_connect(c, env->on_connect_user);
     c->in_connect = 0;
   }
-  if (conn->state != WSCHAT__CONN_HTTP || c->deferred)
-    return; /* closed by the hook, or decided later */
+  if (conn->state != WSCHAT__CONN_HTTP)
+    return; /* closed by the hook */
+  if (c->deferred && !env->shutting_down)
+    return; /* decided later (a shutdown answers 503 now) */
   wschat__session_decide(c);
 }
 

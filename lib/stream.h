@@ -77,7 +77,9 @@ int wschat__stream_tcp_accept(struct wschat__stream_tcp *s, uv_loop_t *loop,
  * short. */
 struct wschat__spare {
   uv_tcp_t tcp;
-  int busy; /* closing */
+  int busy;     /* closing */
+  int pending;  /* refusals that waited for it */
+  uv_stream_t *listener; /* of the pending refusals */
 };
 
 /* Takes one pending connection off listener and closes it at once (when

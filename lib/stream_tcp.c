@@ -127,7 +127,16 @@ int wschat__stream_tcp_accept(struct wschat__stream_tcp *s, uv_loop_t *loop,
 static void free_handle(uv_handle_t *h) { free(h); }
 
 static void spare_closed(uv_handle_t *h) {
-  ((struct wschat__spare *)h->data)->busy = 0;
+  struct wschat__spare *spare = h->data;
+  spare->busy = 0;
+  /* A connection refused while the spare was busy is still pending on the
+   * listener, which libuv no longer polls: take it now. */
+  if (spare->pending > 0 && !uv_is_closing((uv_handle_t *)spare->listener)) {
+    spare->pending--;
+    wschat__stream_tcp_refuse(h->loop, spare->listener, spare);
+  } else {
+    spare->pending = 0;
+  }
 }
 
 void wschat__stream_tcp_refuse(uv_loop_t *loop, uv_stream_t *listener,
@@ -138,8 +147,11 @@ void wschat__stream_tcp_refuse(uv_loop_t *loop, uv_stream_t *listener,
   uv_tcp_t *t = malloc(sizeof(*t));
   uv_close_cb done = free_handle;
   if (t == NULL) {
-    if (spare->busy)
-      return; /* accepted on the next connection's turn */
+    if (spare->busy) { /* taken when the spare is free again */
+      spare->pending++;
+      spare->listener = listener;
+      return;
+    }
     t = &spare->tcp;
     t->data = spare;
     done = spare_closed;

@@ -538,6 +538,12 @@ static int on_connect(struct wschat_client *c, void *user) {
   } else if (strcmp(path, "/halt") == 0) {
     r = wschat_server_shutdown(app.srv, on_shutdown, &app);
     CHECK(r == 0, "shutdown in on_connect: %d", r);
+  } else if (strcmp(path, "/halt-defer") == 0) {
+    /* A shutdown begun here, then a deferral: answered 503 at once. */
+    r = wschat_server_shutdown(app.srv, on_shutdown, &app);
+    CHECK(r == 0, "shutdown in on_connect: %d", r);
+    r = wschat_client_defer(c);
+    CHECK(r == 0, "defer after shutdown: %d", r);
   } else if (strcmp(path, "/undefer/accept") == 0 ||
              strcmp(path, "/undefer/reject") == 0) {
     /* A deferral taken back inside on_connect: answered when it returns. */
@@ -619,6 +625,14 @@ static void on_leave(struct wschat_client *c, const char *room,
         room);
   CHECK(!wschat_client_room(c) || strcmp(wschat_client_room(c), room) != 0,
         "on_leave(%s) but it is still the current room", room);
+  if (reason && strcmp(reason, "close-me") == 0) {
+    /* A close asked for while the client leaves its rooms (its own /quit):
+     * refused, so on_disconnect cannot come before the last on_leave. */
+    int r = wschat_client_close(c, 1000, "bye");
+    CHECK(r == WSCHAT_ECLOSED, "close during the client's exit: %d", r);
+    r = wschat_client_join(c, "elsewhere");
+    CHECK(r == WSCHAT_ECLOSED, "join during the client's exit: %d", r);
+  }
 }
 
 /* ---- the watchers ---- */

@@ -1284,6 +1284,41 @@ def test_deferred_reject_with_www_authenticate(probe):
     probe.finish()
 
 
+def test_close_during_the_clients_own_exit_waits_for_it(probe):
+    """on_leave of the client's own /quit asks to close it again: refused
+    (ECLOSED, checked in C), so every on_leave comes before on_disconnect
+    and the close keeps the /quit's code and reason."""
+    async def go():
+        a, aid = await join(probe, "alice")
+        await a.send("/add second")
+        await expect(a, "* alice joined #second")
+        await a.send("/quit close-me")
+        await closed_with(a, 1000, "close-me")
+        return aid
+    aid = run(go())
+    probe.wait_line(r"disconnect %d .*" % aid)
+    hooks = probe.hooks(aid)
+    assert hooks[-1].startswith("disconnect %d " % aid), hooks
+    leaves = [h for h in hooks if h.startswith("leave ")]
+    assert len(leaves) == 2 and all(h.endswith(" close-me") for h in leaves), hooks
+    probe.finish()
+
+
+def test_deferral_after_a_shutdown_begun_in_on_connect_is_answered_at_once(probe):
+    t0 = time.monotonic()
+    s = raw_upgrade(probe.port, "/halt-defer")
+    try:
+        data = read_to_eof(s)
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.1 503 "), data
+    assert time.monotonic() - t0 < 1.0
+    assert probe.proc.wait(timeout=10) == 0  # the shutdown finished by itself
+    lines = probe.finish()
+    hid = int(probe.matching(r"connect \d+ /halt-defer -")[0].split()[1])
+    assert probe.hooks(hid) == ["connect %d /halt-defer -" % hid, "disconnect %d - 503" % hid]
+
+
 def test_deferral_taken_back_inside_on_connect_reject(probe):
     """defer() then reject() in the same on_connect: answered at once, not
     after the handshake timeout (2 s in the probe)."""
