@@ -1173,6 +1173,22 @@ START_TEST(watcher_exits_member_mid_move) {
 }
 END_TEST
 
+/* The same into a new room: the exit reaps it, so the move must not read
+ * it afterwards (a use-after-free under ASan before the fix). */
+START_TEST(watcher_exits_member_mid_move_to_new_room) {
+  fx_init();
+  struct user *a = member("alice", "dev", NULL);
+  struct user *b = member("bob", "dev", NULL);
+  clear_all();
+  watch(1, W_EXIT_ALICE);
+  ck_assert_int_eq(wschat__chat_move(&F.ch, &a->m, "brand-new"), 0);
+  ck_assert_int_eq(a->m.attached, 0);
+  ck_assert_ptr_null(wschat__room_find(&F.ch.rooms, "brand-new"));
+  EXPECT(b, "* alice left #dev");
+  fx_free();
+}
+END_TEST
+
 /* ---- presence: told of every membership change, once ---- */
 
 /* A presence that forwards to the local one and mirrors memberships the
@@ -1849,6 +1865,7 @@ int main(void) {
   tcase_add_test(tc, watchers_unwatch_inside);
   tcase_add_test(tc, watcher_exits_member_mid_leave);
   tcase_add_test(tc, watcher_exits_member_mid_move);
+  tcase_add_test(tc, watcher_exits_member_mid_move_to_new_room);
   tcase_add_test(tc, commands_register);
   tcase_add_test(tc, text_command_dispatch);
   tcase_add_test(tc, text_help_lists_commands);
