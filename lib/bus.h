@@ -12,14 +12,21 @@
 #ifndef WSCHAT_BUS_H
 #define WSCHAT_BUS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct wschat_event;
 struct wschat__member;
 struct wschat__rooms;
 struct wschat__bus;
 
-/* Puts ev into m's queue, as the variant (WSCHAT__TO_*) m's view shows. */
-typedef void (*wschat__deliver_fn)(void *user, struct wschat__member *m,
-                                   struct wschat_event *ev, int variant);
+/* Puts ev into the queue of each of the n members m[0..n) but the one
+ * whose id is skip (0: none), as the variant (WSCHAT__TO_*) each member's
+ * view shows. One call per fan-out, not per member: the loop over the
+ * members is the hot path of a broadcast and stays in one function. */
+typedef void (*wschat__deliver_fn)(void *user, struct wschat__member *const *m,
+                                   size_t n, struct wschat_event *ev,
+                                   int variant, uint64_t skip);
 
 struct wschat__bus_ops {
   /* ev->room set: every member of that room but ev->skip; NULL: every

@@ -1,7 +1,7 @@
 /*
- * bus_local: the in-process fan-out. A publish walks the room's member
- * array (or every member) and hands the event to each member's delivery,
- * which queues one reference to the frame built for that member's view:
+ * bus_local: the in-process fan-out. A publish hands the room's member
+ * array (or every member) to the delivery, which queues one reference to
+ * the frame built for each member's view:
  * no copy and no allocation per delivery. Delivery never changes
  * memberships (a slow consumer is only marked, and closed at flush time),
  * so the walk is safe.
@@ -33,16 +33,13 @@ static void local_publish(struct wschat__bus *bus, struct wschat_event *ev) {
     m = r->members;
     n = r->n;
   }
-  uint64_t skip = ev->skip;
-  for (size_t i = 0; i < n; i++)
-    if (m[i]->id != skip)
-      l->deliver(l->user, m[i], ev, WSCHAT__TO_RECIPIENT);
+  l->deliver(l->user, m, n, ev, WSCHAT__TO_RECIPIENT, ev->skip);
 }
 
 static void local_send(struct wschat__bus *bus, struct wschat_event *ev,
                        struct wschat__member *m, int variant) {
   struct local *l = (struct local *)bus;
-  l->deliver(l->user, m, ev, variant);
+  l->deliver(l->user, &m, 1, ev, variant, 0);
 }
 
 static void local_free(struct wschat__bus *bus) { free(bus); }

@@ -182,17 +182,12 @@ void wschat__conn_doom(struct wschat__conn *c, int code) {
   mark_dirty(c);
 }
 
-void wschat__conn_deliver(struct wschat__conn *c, struct wschat__frame *f) {
-  /* No cap check here: within a loop turn a fast reader may be handed more
-   * than the cap, which the kernel then takes at once. The flush judges. */
-  if (c->state != WSCHAT__CONN_OPEN || c->doom)
-    return;
-  if (wschat__outq_push(&c->q, wschat__frame_ref(f)) != 0) {
-    /* Out of memory: close at the flush, not here (we may be in the middle
-     * of walking this client's room). */
-    wschat__frame_unref(f);
-    c->doom = 1011;
-  }
+void wschat__conn_deliver_failed(struct wschat__conn *c,
+                                 struct wschat__frame *f) {
+  /* Out of memory: close at the flush, not here (we may be in the middle
+   * of walking this client's room). */
+  wschat__frame_unref(f); /* the reference taken for the queue */
+  c->doom = 1011;
   mark_dirty(c);
 }
 

@@ -25,6 +25,7 @@
 
 #include <uv.h>
 
+#include "frame.h"
 #include "outq.h"
 #include "stream.h"
 #include "ws.h"
@@ -119,10 +120,27 @@ void wschat__conn_resume(struct wschat__conn *c);
  * state, for wslay's own frames. Returns 0 or -1. */
 int wschat__conn_push_raw(struct wschat__conn *c, struct wschat__frame *f);
 
+/* The slow side of wschat__conn_deliver(): no memory for the queue. */
+void wschat__conn_deliver_failed(struct wschat__conn *c,
+                                 struct wschat__frame *f);
+
 /* Delivers a data frame: adds a reference (the caller keeps its own) if
  * the connection is open. Never blocks anyone: the flush closes a client
- * whose unwritten backlog passes the output cap with 1008. */
-void wschat__conn_deliver(struct wschat__conn *c, struct wschat__frame *f);
+ * whose unwritten backlog passes the output cap with 1008. No cap check
+ * here: within a loop turn a fast reader may be handed more than the cap,
+ * which the kernel then takes at once; the flush judges. Inline: it runs
+ * once per recipient of every broadcast. */
+static inline void wschat__conn_deliver(struct wschat__conn *c,
+                                        struct wschat__frame *f) {
+  if (c->state != WSCHAT__CONN_OPEN || c->doom)
+    return;
+  if (wschat__outq_push(&c->q, wschat__frame_ref(f)) != 0) {
+    wschat__conn_deliver_failed(c, f);
+    return;
+  }
+  if (!c->dirty)
+    c->env->cbs->mark_dirty(c);
+}
 
 /* Marks an open connection for closing with code at the next flush
  * (never closes it here: the caller may be walking a room). */

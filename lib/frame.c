@@ -70,11 +70,6 @@ struct wschat__frame *wschat__frame_text_parts(const char *const *parts,
   return f;
 }
 
-void wschat__frame_unref(struct wschat__frame *f) {
-  if (f != NULL && --f->refs == 0)
-    free(f);
-}
-
 const uint8_t *wschat__frame_payload(const struct wschat__frame *f,
                                      size_t *len) {
   uint8_t l7 = f->data[1] & 0x7F;

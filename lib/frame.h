@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 enum {
   WSCHAT__OP_CONT = 0x0,
@@ -49,8 +50,16 @@ static inline struct wschat__frame *wschat__frame_ref(struct wschat__frame *f) {
   return f;
 }
 
-/* Drops one reference; frees the frame when it was the last. */
-void wschat__frame_unref(struct wschat__frame *f);
+static inline size_t wschat__frame_len(const struct wschat__frame *f) {
+  return f->len;
+}
+
+/* Drops one reference; frees the frame when it was the last (NULL: does
+ * nothing). Inline: it runs once per frame written. */
+static inline void wschat__frame_unref(struct wschat__frame *f) {
+  if (f != NULL && --f->refs == 0)
+    free(f);
+}
 
 /* Returns the payload of a frame built by wschat__frame_new(opcode >= 0). */
 const uint8_t *wschat__frame_payload(const struct wschat__frame *f,

@@ -6,7 +6,7 @@
 
 #include "frame.h"
 
-int wschat__outq_push(struct wschat__outq *q, struct wschat__frame *f) {
+int wschat__outq_push_grow(struct wschat__outq *q, struct wschat__frame *f) {
   if (q->tail == q->cap) {
     if (q->head > 0) {
       memmove(q->v, q->v + q->head, (q->tail - q->head) * sizeof(*q->v));
@@ -26,23 +26,6 @@ int wschat__outq_push(struct wschat__outq *q, struct wschat__frame *f) {
   return 0;
 }
 
-void wschat__outq_consume(struct wschat__outq *q, size_t n) {
-  q->bytes -= n;
-  while (n > 0) {
-    struct wschat__frame *f = q->v[q->head];
-    size_t rest = f->len - q->off;
-    if (n < rest) {
-      q->off += (uint32_t)n;
-      break;
-    }
-    n -= rest;
-    q->off = 0;
-    q->head++;
-    wschat__frame_unref(f);
-  }
-  if (q->head == q->tail)
-    q->head = q->tail = 0;
-}
 
 void wschat__outq_discard_unsent(struct wschat__outq *q) {
   size_t acc = 0;
@@ -57,18 +40,6 @@ void wschat__outq_discard_unsent(struct wschat__outq *q) {
   q->bytes = acc;
 }
 
-size_t wschat__outq_iov(const struct wschat__outq *q, uv_buf_t *iov,
-                        size_t max, size_t *nb) {
-  size_t total = 0, n = 0;
-  for (uint32_t i = q->head; i < q->tail && n < max; i++) {
-    struct wschat__frame *f = q->v[i];
-    uint32_t off = i == q->head ? q->off : 0;
-    iov[n++] = uv_buf_init((char *)f->data + off, f->len - off);
-    total += f->len - off;
-  }
-  *nb = n;
-  return total;
-}
 
 size_t wschat__outq_backlog(const struct wschat__outq *q) {
   if (q->head == q->tail)

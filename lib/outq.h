@@ -14,7 +14,7 @@
 
 #include <uv.h>
 
-struct wschat__frame;
+#include "frame.h"
 
 struct wschat__outq {
   struct wschat__frame **v; /* owned array; each slot owns one reference */
@@ -25,18 +25,57 @@ struct wschat__outq {
                                pending exactly when this is not 0 */
 };
 
+/* The slow side of wschat__outq_push(): makes room first. */
+int wschat__outq_push_grow(struct wschat__outq *q, struct wschat__frame *f);
+
 /* Appends f, taking the caller's reference. Returns 0 or -1 (no memory:
- * the reference is still the caller's). */
-int wschat__outq_push(struct wschat__outq *q, struct wschat__frame *f);
-/* Drops n written bytes from the head. */
-void wschat__outq_consume(struct wschat__outq *q, size_t n);
+ * the reference is still the caller's). Inline: it runs once per delivery
+ * of every broadcast. */
+static inline int wschat__outq_push(struct wschat__outq *q,
+                                    struct wschat__frame *f) {
+  if (q->tail == q->cap)
+    return wschat__outq_push_grow(q, f);
+  q->v[q->tail++] = f;
+  q->bytes += wschat__frame_len(f);
+  return 0;
+}
+/* Drops n written bytes from the head. Inline, like wschat__outq_iov():
+ * both run once per frame written. */
+static inline void wschat__outq_consume(struct wschat__outq *q, size_t n) {
+  q->bytes -= n;
+  while (n > 0) {
+    struct wschat__frame *f = q->v[q->head];
+    size_t rest = f->len - q->off;
+    if (n < rest) {
+      q->off += (uint32_t)n;
+      break;
+    }
+    n -= rest;
+    q->off = 0;
+    q->head++;
+    wschat__frame_unref(f);
+  }
+  if (q->head == q->tail)
+    q->head = q->tail = 0;
+}
 /* Drops every frame that no pending write needs (a slow consumer's
  * backlog); a partly written frame is kept so the stream stays whole. */
 void wschat__outq_discard_unsent(struct wschat__outq *q);
 /* Fills up to max buffers from the head; returns their total bytes and
  * stores their count in *n. */
-size_t wschat__outq_iov(const struct wschat__outq *q, uv_buf_t *iov,
-                        size_t max, size_t *n);
+static inline size_t wschat__outq_iov(const struct wschat__outq *q,
+                                      uv_buf_t *iov, size_t max, size_t *nb) {
+  size_t total = 0, n = 0;
+  for (uint32_t i = q->head; i < q->tail && n < max; i++) {
+    struct wschat__frame *f = q->v[i];
+    uint32_t off = i == q->head ? q->off : 0;
+    iov[n].base = (char *)f->data + off;
+    iov[n++].len = f->len - off;
+    total += f->len - off;
+  }
+  *nb = n;
+  return total;
+}
 /* Bytes beyond the frame being written (what the kernel would not take
  * beyond it: one message larger than a cap is not a backlog by itself). */
 size_t wschat__outq_backlog(const struct wschat__outq *q);

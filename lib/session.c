@@ -309,9 +309,9 @@ void wschat__session_free(struct wschat_client *c) {
 
 /* ---- delivery ---- */
 
-void wschat__session_deliver(void *user, struct wschat__member *m,
-                             struct wschat_event *ev, int variant) {
-  (void)user;
+/* One member: the frame of its view (built once per event and view). */
+static void deliver_one(struct wschat__member *m, struct wschat_event *ev,
+                        int variant) {
   struct wschat_client *c = m->client;
   if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
     return;
@@ -321,6 +321,28 @@ void wschat__session_deliver(void *user, struct wschat__member *m,
     wschat__conn_deliver(&c->conn, f);
   else if (oom)
     wschat__conn_doom(&c->conn, 1011); /* closed at the flush */
+}
+
+void wschat__session_deliver(void *user, struct wschat__member *const *m,
+                             size_t n, struct wschat_event *ev, int variant,
+                             uint64_t skip) {
+  (void)user;
+  /* The common case in a tight loop: a text member, the frame built
+   * already (by the first recipient), an event every member sees the same
+   * way. Anything else goes through the view. */
+  struct wschat__frame *text = ev->frames[WSCHAT__VIEW_TEXT][variant];
+  int plain = ev->kind != WSCHAT_EVENT_NICK;
+  for (size_t i = 0; i < n; i++) {
+    struct wschat__member *mi = m[i];
+    if (mi->id == skip)
+      continue;
+    if (text != NULL && plain && mi->view == WSCHAT__VIEW_TEXT) {
+      wschat__conn_deliver(&mi->client->conn, text);
+      continue;
+    }
+    deliver_one(mi, ev, variant);
+    text = ev->frames[WSCHAT__VIEW_TEXT][variant];
+  }
 }
 
 /* ---- the text protocol's io ---- */

@@ -84,9 +84,11 @@ void wschat__session_on_message(struct wschat__conn *c, int opcode,
                                 const uint8_t *msg, size_t len);
 void wschat__session_on_end(struct wschat__conn *c, int code);
 
-/* The chat's delivery: ev in m's view into m's queue. */
-void wschat__session_deliver(void *user, struct wschat__member *m,
-                             struct wschat_event *ev, int variant);
+/* The chat's delivery (wschat__deliver_fn): ev in each member's view into
+ * its queue. */
+void wschat__session_deliver(void *user, struct wschat__member *const *m,
+                             size_t n, struct wschat_event *ev, int variant,
+                             uint64_t skip);
 
 /* The text protocol's io (struct wschat__text_io; user is the server). */
 void wschat__session_reply(void *user, struct wschat__member *m,

@@ -104,8 +104,8 @@ static struct user *U(struct wschat_client *c) {
 
 /* ---- the fake delivery (a client's output queue) ---- */
 
-static void deliver(void *user, struct wschat__member *m,
-                    struct wschat_event *ev, int variant) {
+static void deliver_one(void *user, struct wschat__member *m,
+                        struct wschat_event *ev, int variant) {
   ck_assert_ptr_eq(user, &F);
   struct user *u = (struct user *)m;
   int oom = 0;
@@ -127,6 +127,14 @@ static void deliver(void *user, struct wschat__member *m,
   u->got[u->ngot].id = ev->id;
   u->got[u->ngot].variant = variant;
   u->ngot++;
+}
+
+/* The bus hands a whole member array at once (wschat__deliver_fn). */
+static void deliver(void *user, struct wschat__member *const *m, size_t n,
+                    struct wschat_event *ev, int variant, uint64_t skip) {
+  for (size_t i = 0; i < n; i++)
+    if (m[i]->id != skip)
+      deliver_one(user, m[i], ev, variant);
 }
 
 static void clear_got(struct user *u) {
