@@ -205,8 +205,9 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
                                 const uint8_t *msg, size_t len) {
   struct wschat_client *c = wschat__client_of(conn);
   const struct wschat__session_env *env = wschat__session_env(c);
-  struct wschat_message m;
-  memset(&m, 0, sizeof(m));
+  struct wschat_message m; /* m.cmd is filled only when asked for */
+  m.parsed = 0;
+  m.replaced = NULL;
   m.text = msg ? (const char *)msg : "";
   m.len = len;
   m.max = env->conn.max_message;
