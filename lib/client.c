@@ -32,7 +32,10 @@ const char *wschat_client_room(const struct wschat_client *c) {
   return r ? r->name : NULL;
 }
 const char *wschat_client_peer(const struct wschat_client *c) {
-  return c->peer;
+  if (c->path == NULL)
+    return "";
+  const char *q = c->path + strlen(c->path) + 1;
+  return q + strlen(q) + 1;
 }
 const char *wschat_client_path(const struct wschat_client *c) {
   return c->path ? c->path : "";

@@ -94,7 +94,8 @@ void wschat__conn_close(struct wschat__conn *c, int code, const char *reason) {
     begin_closing(c, code);
     return;
   }
-  if (wschat__ws_close(&c->ws, code, reason, c->env->max_message) != 0) {
+  if (wschat__ws_close(&c->ws, &ws_cbs, c, code, reason,
+                       c->env->max_message) != 0) {
     wschat__conn_drop(c, 1011);
     return;
   }
@@ -292,7 +293,8 @@ void wschat__conn_respond(struct wschat__conn *c, int status,
 }
 
 static void feed(struct wschat__conn *c, uint8_t *data, size_t len) {
-  if (wschat__ws_feed(&c->ws, data, len, c->env->max_message) != 0) {
+  if (wschat__ws_feed(&c->ws, &ws_cbs, c, data, len, c->env->max_message) !=
+      0) {
     wschat__conn_drop(c, 1011);
     return;
   }
@@ -409,7 +411,6 @@ int wschat__conn_accept(struct wschat__conn *c,
                         uv_stream_t *listener, int *closing) {
   c->env = env;
   c->state = WSCHAT__CONN_DEAD; /* until it is fully set up */
-  wschat__ws_init(&c->ws, &ws_cbs, c);
   *closing = 0;
   int r = wschat__stream_tcp_accept(&c->stream, env->loop, listener,
                                     &stream_cbs, c);

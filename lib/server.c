@@ -145,7 +145,6 @@ static void on_connection(uv_stream_t *listener, int status) {
     }
     return; /* on_closed frees it */
   }
-  wschat__conn_peer(&c->conn, c->peer, sizeof(c->peer));
 }
 
 /* ---- cross-thread requests ---- */

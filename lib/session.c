@@ -65,15 +65,24 @@ static void plain_request(struct wschat_client *c) {
 static int save_request(struct wschat_client *c) {
   const struct wschat__http *h = c->conn.http;
   size_t qlen = h->query ? h->query_len : 0;
-  c->path = malloc(h->path_len + qlen + 2);
+  /* The peer's address is kept here too, not in every client: only
+   * clients that reach on_connect can be asked for it. */
+  char peer[64];
+  wschat__conn_peer(&c->conn, peer, sizeof(peer));
+  size_t plen = strlen(peer);
+  c->path = malloc(h->path_len + qlen + plen + 3);
   c->hs = calloc(1, sizeof(*c->hs));
   if (c->path == NULL || c->hs == NULL)
     return -1;
-  memcpy(c->path, h->path, h->path_len);
-  c->path[h->path_len] = '\0';
+  char *at = c->path;
+  memcpy(at, h->path, h->path_len);
+  at += h->path_len;
+  *at++ = '\0';
   if (qlen)
-    memcpy(c->path + h->path_len + 1, h->query, qlen);
-  c->path[h->path_len + 1 + qlen] = '\0';
+    memcpy(at, h->query, qlen);
+  at += qlen;
+  *at++ = '\0';
+  memcpy(at, peer, plen + 1);
   /* The offered subprotocols, as one list (repeated headers joined). */
   size_t total = 0;
   const struct wschat__http_header *p = NULL;

@@ -62,11 +62,10 @@ struct wschat_client {
   uint8_t in_connect;  /* inside on_connect */
   uint8_t deferred;    /* on_connect deferred the decision */
   uint16_t reject_code;
-  char *path;          /* owned: "path\0query\0" */
+  char *path;          /* owned: "path\0query\0peer\0" */
   char *protocol;      /* owned, or NULL: the negotiated subprotocol */
   struct wschat__hs *hs; /* owned while connecting */
   void *user_data;     /* the embedder's; never touched */
-  char peer[48];
 };
 
 static inline struct wschat_client *wschat__client_of(struct wschat__conn *c) {

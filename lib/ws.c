@@ -15,18 +15,41 @@
 #include "frame.h"
 #include "ws_codec.h"
 
+struct wschat__ws_call {
+  const struct wschat__ws_cbs *cbs;
+  void *user;
+  const uint8_t *in; /* bytes being fed (not owned) */
+  size_t in_len;
+};
+
+/* Makes call current for the length of a feed or close; calls nest (a
+ * message's handler may close the connection). */
+static struct wschat__ws_call *enter(struct wschat__ws *w,
+                                     struct wschat__ws_call *call,
+                                     const struct wschat__ws_cbs *cbs,
+                                     void *user) {
+  struct wschat__ws_call *outer = w->call;
+  call->cbs = cbs;
+  call->user = user;
+  call->in = NULL;
+  call->in_len = 0;
+  w->call = call;
+  return outer;
+}
+
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user) {
   (void)flags;
   struct wschat__ws *w = user;
-  if (w->in_len == 0) {
+  struct wschat__ws_call *k = w->call;
+  if (k->in_len == 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     return -1;
   }
-  size_t n = len < w->in_len ? len : w->in_len;
-  memcpy(buf, w->in, n);
-  w->in += n;
-  w->in_len -= n;
+  size_t n = len < k->in_len ? len : k->in_len;
+  memcpy(buf, k->in, n);
+  k->in += n;
+  k->in_len -= n;
   return (ssize_t)n;
 }
 
@@ -35,7 +58,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
   (void)flags;
   struct wschat__ws *w = user;
   struct wschat__frame *f = wschat__frame_new(-1, data, len);
-  if (f == NULL || w->cbs->push(w->user, f) != 0) {
+  if (f == NULL || w->call->cbs->push(w->call->user, f) != 0) {
     wschat__frame_unref(f);
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
@@ -110,15 +133,16 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
     size_t len = w->direct ? w->direct_len : w->buf_len;
     w->direct = NULL;
     w->buf_len = 0;
-    if (w->cbs->is_open(w->user))
-      w->cbs->on_message(w->user, arg->opcode, msg, len);
+    if (w->call->cbs->is_open(w->call->user))
+      w->call->cbs->on_message(w->call->user, arg->opcode, msg, len);
     break;
   }
   case WSLAY_CONNECTION_CLOSE:
-    w->cbs->on_close(w->user, arg->status_code ? arg->status_code : 1005);
+    w->call->cbs->on_close(w->call->user,
+                           arg->status_code ? arg->status_code : 1005);
     break;
   case WSLAY_PONG:
-    w->cbs->on_pong(w->user);
+    w->call->cbs->on_pong(w->call->user);
     break;
   case WSLAY_PING:
     /* wslay has queued the pong: send it now, so that it goes out before
@@ -128,12 +152,6 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
   default:
     break;
   }
-}
-
-void wschat__ws_init(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
-                     void *user) {
-  w->cbs = cbs;
-  w->user = user;
 }
 
 static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
@@ -163,7 +181,9 @@ static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
 static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
                         size_t max) {
   size_t pos = 0;
-  while (w->cbs->is_open(w->user)) {
+  const struct wschat__ws_cbs *cbs = w->call->cbs;
+  void *user = w->call->user;
+  while (cbs->is_open(user)) {
     int op;
     const uint8_t *payload;
     size_t plen;
@@ -172,13 +192,13 @@ static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
     if (n == 0)
       break;
     pos += n;
-    w->cbs->on_message(w->user, op, payload, plen);
+    cbs->on_message(user, op, payload, plen);
   }
   return pos;
 }
 
-int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
-                    size_t max_message) {
+static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
+                size_t max_message) {
   if (w->failed)
     return 0; /* after a close or a failure, input is discarded */
   if (wschat__ws_scan_between_messages(&w->scan)) {
@@ -196,24 +216,33 @@ int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
   int code = 0;
   const char *why = NULL;
   size_t ok = wschat__ws_scan(&w->scan, data, len, max_message, &code, &why);
-  w->in = data;
-  w->in_len = ok;
+  w->call->in = data;
+  w->call->in_len = ok;
   int r = wslay_event_recv(w->ctx);
-  w->in = NULL;
-  w->in_len = 0;
+  w->call->in = NULL;
+  w->call->in_len = 0;
   if (r == WSLAY_ERR_NOMEM || w->oom)
     return -1;
   if (code != 0 && wslay_event_get_read_enabled(w->ctx)) {
     wslay_event_shutdown_read(w->ctx);
     wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)why,
                             strlen(why));
-    w->cbs->on_fail(w->user, code);
+    w->call->cbs->on_fail(w->call->user, code);
   }
   if (r != 0 || !wslay_event_get_read_enabled(w->ctx))
     w->failed = 1;
   if (wslay_event_send(w->ctx) != 0)
     return -1;
   return 0;
+}
+
+int wschat__ws_feed(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
+                    void *user, uint8_t *data, size_t len, size_t max_message) {
+  struct wschat__ws_call call;
+  struct wschat__ws_call *outer = enter(w, &call, cbs, user);
+  int r = feed(w, data, len, max_message);
+  w->call = outer;
+  return r;
 }
 
 size_t wschat__ws_close_payload(uint8_t out[125], int code,
@@ -231,14 +260,19 @@ size_t wschat__ws_close_payload(uint8_t out[125], int code,
   return 2 + rlen;
 }
 
-int wschat__ws_close(struct wschat__ws *w, int code, const char *reason,
+int wschat__ws_close(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
+                     void *user, int code, const char *reason,
                      size_t max_message) {
   if (ensure_ctx(w, max_message) != 0)
     return -1;
+  struct wschat__ws_call call;
+  struct wschat__ws_call *outer = enter(w, &call, cbs, user);
   uint8_t payload[125];
   size_t n = wschat__ws_close_payload(payload, code, reason);
   wslay_event_queue_close(w->ctx, (uint16_t)code, payload + 2, n - 2);
-  return wslay_event_send(w->ctx) == 0 ? 0 : -1;
+  int r = wslay_event_send(w->ctx) == 0 ? 0 : -1;
+  w->call = outer;
+  return r;
 }
 
 int wschat__ws_code_sent(const struct wschat__ws *w) {

@@ -45,12 +45,14 @@ struct wschat__ws_cbs {
   int (*is_open)(void *user);
 };
 
+struct wschat__ws_call; /* ws.c: the upcalls and input of one call */
+
 struct wschat__ws {
-  const struct wschat__ws_cbs *cbs;
-  void *user;
   wslay_event_context_ptr ctx; /* owned; NULL while idle */
-  const uint8_t *in;           /* bytes being fed (not owned) */
-  size_t in_len;
+  /* While wschat__ws_feed() or _close() runs (wslay calls back only then):
+   * its upcalls and the bytes being fed. Not stored per connection beyond
+   * that: an idle connection keeps only what it must. */
+  struct wschat__ws_call *call;
   /* where the peer's byte stream stands (frames, the message's size) */
   struct wschat__ws_scan scan;
   uint8_t failed; /* read side is done (error or close received) */
@@ -64,26 +66,23 @@ struct wschat__ws {
   size_t buf_len, buf_cap;
 };
 
-/* Sets w up (zeroed) with its upcalls. */
-void wschat__ws_init(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
-                     void *user);
-
 /*
  * Feeds bytes from the peer; messages over max_message fail with 1009.
- * Messages, pings and closes go up through the callbacks. data is the
- * server's read buffer: the fast path unmasks frames in place. Returns 0,
- * or -1 if the connection must be dropped without a close handshake (out
- * of memory).
+ * Messages, pings and closes go up through cbs (with user), during this
+ * call only. data is the server's read buffer: the fast path unmasks
+ * frames in place. Returns 0, or -1 if the connection must be dropped
+ * without a close handshake (out of memory).
  */
-int wschat__ws_feed(struct wschat__ws *w, uint8_t *data, size_t len,
-                    size_t max_message);
+int wschat__ws_feed(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
+                    void *user, uint8_t *data, size_t len, size_t max_message);
 
 /*
  * Queues a close frame (code, reason of at most 123 bytes or NULL) unless
  * one was already queued, and pushes it to the output queue.
  * Returns 0, or -1 when out of memory.
  */
-int wschat__ws_close(struct wschat__ws *w, int code, const char *reason,
+int wschat__ws_close(struct wschat__ws *w, const struct wschat__ws_cbs *cbs,
+                     void *user, int code, const char *reason,
                      size_t max_message);
 
 /*
