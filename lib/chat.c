@@ -172,6 +172,7 @@ int wschat__chat_enter(struct wschat__chat *ch, struct wschat__member *m,
     return WSCHAT_ENOMEM;
   }
   snprintf(m->name, sizeof(m->name), "%s", name);
+  p->ops->named(p, m);
   return 0;
 }
 
@@ -190,6 +191,7 @@ int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
   if (strcasecmp(old, name) != 0)
     p->ops->release(p, old, m);
   snprintf(m->name, sizeof(m->name), "%s", name);
+  p->ops->named(p, m);
   uint64_t group = ++ch->next_group;
   /* One event per room (each room's history has it); a view shows each
    * recipient one of them (see group). All are published before any

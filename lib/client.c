@@ -20,7 +20,7 @@
 /* ---- what a client is ---- */
 
 uint64_t wschat_client_id(const struct wschat_client *c) {
-  return c->conn.id;
+  return c->member.id;
 }
 const char *wschat_client_name(const struct wschat_client *c) {
   if (c->hs != NULL && c->hs->name[0] && !c->member.attached)
@@ -355,7 +355,7 @@ int wschat_server_broadcast(struct wschat_server *srv, const char *room,
   if (text && !wschat__utf8_valid(text, len))
     return WSCHAT_EINVAL;
   return wschat__chat_notice(&srv->chat, room, text, len,
-                             skip ? skip->conn.id : 0);
+                             skip ? skip->member.id : 0);
 }
 
 int wschat_server_say(struct wschat_server *srv, const char *room,

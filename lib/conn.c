@@ -20,6 +20,31 @@
 static const struct wschat__stream_cbs stream_cbs;
 static const struct wschat__ws_cbs ws_cbs;
 
+/* The request while it is read, and the input that came after it while a
+ * decision is deferred: allocated at accept, freed once the WebSocket is
+ * open, so that an open connection carries none of it. */
+struct req {
+  struct wschat__http http; /* first: c->http points here */
+  char *held;               /* owned */
+  size_t held_len;
+};
+
+static struct req *R(struct wschat__conn *c) { return (struct req *)c->http; }
+
+/* The stream is the first member of the conn. */
+static struct wschat__conn *C(struct wschat__stream *s) {
+  return (struct wschat__conn *)s;
+}
+
+static void free_req(struct wschat__conn *c) {
+  if (c->http == NULL)
+    return;
+  wschat__http_free(c->http);
+  free(R(c)->held);
+  free(R(c));
+  c->http = NULL;
+}
+
 static struct wschat__stream *S(struct wschat__conn *c) {
   return &c->stream.base;
 }
@@ -36,13 +61,7 @@ static void mark_dirty(struct wschat__conn *c) {
 void wschat__conn_release(struct wschat__conn *c) {
   wschat__outq_free(&c->q);
   wschat__ws_free(&c->ws);
-  if (c->http) {
-    wschat__http_free(c->http);
-    free(c->http);
-    c->http = NULL;
-  }
-  free(c->held);
-  c->held = NULL;
+  free_req(c);
 }
 
 /* Runs the end exactly once, if it is owed. */
@@ -205,8 +224,8 @@ static void start_shutdown(struct wschat__conn *c) {
 
 static void write_queue(struct wschat__conn *c);
 
-static void on_written(void *user, int status) {
-  struct wschat__conn *c = user;
+static void on_written(struct wschat__stream *s, int status) {
+  struct wschat__conn *c = C(s);
   if (c->state == WSCHAT__CONN_DEAD)
     return; /* on_closed frees the queue */
   if (status < 0) {
@@ -218,8 +237,8 @@ static void on_written(void *user, int status) {
   wschat__conn_flush(c);
 }
 
-static void on_shutdown(void *user, int status) {
-  struct wschat__conn *c = user;
+static void on_shutdown(struct wschat__stream *s, int status) {
+  struct wschat__conn *c = C(s);
   if (status < 0 && c->state != WSCHAT__CONN_DEAD)
     wschat__conn_drop(c, c->end_code);
 }
@@ -307,9 +326,8 @@ int wschat__conn_upgrade(struct wschat__conn *c, const char *bytes,
     return -1;
   if (push_copy(c, -1, bytes, n, 1011) != 0)
     return -1;
-  wschat__http_free(c->http);
-  free(c->http);
-  c->http = NULL;
+  if (R(c)->held_len == 0)
+    free_req(c); /* else wschat__conn_resume() feeds the input, then frees */
   c->state = WSCHAT__CONN_OPEN;
   c->deadline_ms = 0;
   if (c->held_back) {
@@ -330,15 +348,16 @@ static void after_request(struct wschat__conn *c, char *rest, size_t len) {
       c->held_back = 1;
       S(c)->ops->read_stop(S(c));
     }
+    struct req *r = R(c);
     if (len > 0) {
-      char *h = realloc(c->held, c->held_len + len);
+      char *h = realloc(r->held, r->held_len + len);
       if (h == NULL) {
         wschat__conn_drop(c, 1011);
         return;
       }
-      memcpy(h + c->held_len, rest, len);
-      c->held = h;
-      c->held_len += len;
+      memcpy(h + r->held_len, rest, len);
+      r->held = h;
+      r->held_len += len;
     }
     return;
   }
@@ -347,13 +366,14 @@ static void after_request(struct wschat__conn *c, char *rest, size_t len) {
 }
 
 void wschat__conn_resume(struct wschat__conn *c) {
-  if (c->held == NULL || c->state != WSCHAT__CONN_OPEN)
+  if (c->http == NULL || c->state == WSCHAT__CONN_HTTP)
     return;
-  char *h = c->held;
-  size_t hl = c->held_len;
-  c->held = NULL;
-  c->held_len = 0;
-  feed(c, (uint8_t *)h, hl);
+  char *h = R(c)->held;
+  size_t hl = R(c)->held_len;
+  R(c)->held = NULL;
+  free_req(c);
+  if (hl > 0 && c->state == WSCHAT__CONN_OPEN)
+    feed(c, (uint8_t *)h, hl);
   free(h);
 }
 
@@ -367,15 +387,15 @@ static void handshake(struct wschat__conn *c, char *data, size_t len) {
 
 /* ---- reading ---- */
 
-static void alloc_buf(void *user, uv_buf_t *buf) {
-  struct wschat__conn *c = user;
+static void alloc_buf(struct wschat__stream *s, uv_buf_t *buf) {
+  struct wschat__conn *c = C(s);
   /* One buffer for the whole server: input is handled before the next
    * read, and everything that must outlive the call is copied. */
   *buf = uv_buf_init(c->env->rbuf, (unsigned)c->env->rbuf_len);
 }
 
-static void on_read(void *user, ssize_t n, char *data) {
-  struct wschat__conn *c = user;
+static void on_read(struct wschat__stream *s, ssize_t n, char *data) {
+  struct wschat__conn *c = C(s);
   if (c->state == WSCHAT__CONN_DEAD)
     return;
   if (n < 0) {
@@ -397,8 +417,8 @@ static void on_read(void *user, ssize_t n, char *data) {
   }
 }
 
-static void on_closed(void *user) {
-  struct wschat__conn *c = user;
+static void on_closed(struct wschat__stream *s) {
+  struct wschat__conn *c = C(s);
   c->env->cbs->on_closed(c);
 }
 
@@ -413,12 +433,13 @@ int wschat__conn_accept(struct wschat__conn *c,
   c->state = WSCHAT__CONN_DEAD; /* until it is fully set up */
   *closing = 0;
   int r = wschat__stream_tcp_accept(&c->stream, env->loop, listener,
-                                    &stream_cbs, c);
+                                    &stream_cbs);
   if (r != 0) {
     *closing = c->stream.tcp.type == UV_TCP; /* the handle exists */
     return -1;
   }
-  c->http = malloc(sizeof(*c->http));
+  struct req *rq = calloc(1, sizeof(*rq));
+  c->http = rq ? &rq->http : NULL;
   if (c->http == NULL) {
     *closing = 1;
     S(c)->ops->close(S(c));
@@ -465,7 +486,8 @@ void wschat__conn_sweep(struct wschat__conn *c, uint64_t now) {
       }
     } else if (now - c->since_ms >=
                env->ping_interval_ms -
-                   (c->id * 2654435761u) % (env->ping_interval_ms / 4 + 1)) {
+                   (((uintptr_t)c >> 4) * 2654435761u) %
+                       (env->ping_interval_ms / 4 + 1)) {
       /* Each client pings a little early, by up to a quarter of the
        * interval (fixed per client), so that clients that joined together
        * are not all pinged in the same loop turn. */

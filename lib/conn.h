@@ -76,7 +76,6 @@ struct wschat__conn_env {
 struct wschat__conn {
   struct wschat__stream_tcp stream; /* first: the stream's user is c */
   const struct wschat__conn_env *env;
-  uint64_t id;
   uint8_t state;      /* enum wschat__conn_state */
   uint8_t dirty;      /* in the server's flush list */
   uint8_t notify_end; /* on_end is owed */
@@ -89,14 +88,13 @@ struct wschat__conn {
   uint16_t end_code;    /* close code sent or received */
   uint64_t since_ms;    /* last bytes from the peer (or accept time) */
   uint64_t deadline_ms; /* handshake, ping or close deadline; 0 if none */
-  struct wschat__http *http; /* owned, only while state == HTTP */
-  char *held;                /* owned: input after the request, deferred */
-  size_t held_len;
+  struct wschat__http *http; /* owned while the request is decided (with
+                                the input held back meanwhile) */
   struct wschat__ws ws;
   struct wschat__outq q;
 };
 
-/* Accepts one pending connection into c (zeroed by the caller, id set).
+/* Accepts one pending connection into c (zeroed by the caller).
  * Returns 0; or -1, after which on_closed follows if c's handle exists
  * (*closing set) and otherwise the caller frees c. */
 int wschat__conn_accept(struct wschat__conn *c,

@@ -64,6 +64,20 @@ const char *wschat__map_key(const struct wschat__map *m, const char *key) {
   return NULL;
 }
 
+int wschat__map_rekey(struct wschat__map *m, const char *key,
+                      const char *newkey) {
+  if (m->nbuckets == 0)
+    return -1;
+  uint32_t h = hash_ci(key);
+  for (struct wschat__map_entry *e = m->buckets[h & (m->nbuckets - 1)]; e;
+       e = e->next)
+    if (e->hash == h && strcasecmp(e->key, key) == 0) {
+      e->key = newkey;
+      return 0;
+    }
+  return -1;
+}
+
 static int grow(struct wschat__map *m) {
   size_t n = m->nbuckets ? m->nbuckets * 2 : 16;
   struct wschat__map_entry **b = calloc(n, sizeof(*b));

@@ -26,6 +26,10 @@ void wschat__map_free(struct wschat__map *m);
 void *wschat__map_get(const struct wschat__map *m, const char *key);
 /* Returns the stored key equal to key (case-insensitive), or NULL. */
 const char *wschat__map_key(const struct wschat__map *m, const char *key);
+/* Makes newkey (equal to key, case-insensitively) the stored key of
+ * key's entry. Returns 0, or -1 if key is absent. */
+int wschat__map_rekey(struct wschat__map *m, const char *key,
+                      const char *newkey);
 /* Adds key -> value (the key must not be present). Returns 0 or -1 (ENOMEM). */
 int wschat__map_put(struct wschat__map *m, const char *key, void *value);
 /* Removes key; returns its value, or NULL if absent. */

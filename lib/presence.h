@@ -22,6 +22,10 @@ struct wschat__presence_ops {
    * WSCHAT_ENOMEM. m->name is not changed here. */
   int (*claim)(struct wschat__presence *p, const char *name,
                struct wschat__member *m, int force);
+  /* m->name now holds the name m claimed last (the chat core calls this
+   * after writing it): the backend may keep m->name itself from now on
+   * instead of a copy. */
+  void (*named)(struct wschat__presence *p, struct wschat__member *m);
   /* Takes name from m (if m has it). */
   void (*release)(struct wschat__presence *p, const char *name,
                   struct wschat__member *m);

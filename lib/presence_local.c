@@ -1,7 +1,11 @@
 /*
  * presence_local: the in-process presence (see presence.h): a map from
  * name to member and a map of reserved names (keys and values are the
- * stored copies).
+ * stored copies). A member's entry is keyed by the member's own name
+ * buffer once it is named; a copy of the name is made only while a claim
+ * is not yet settled (between claim and named: a rename claims the new
+ * name while the buffer still holds the old one), so no name costs an
+ * allocation for as long as its member lives.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +35,8 @@ static int claim(struct wschat__presence *p, const char *name,
     return 0;
   if (!force && wschat__map_get(&l->reserved, name) != NULL)
     return WSCHAT_ERESERVED;
-  /* The key must outlive the entry: the member's own name buffer is
-   * rewritten on rename, so keep a copy as the key. */
+  /* The key must outlive the entry: a copy until named() moves the entry
+   * onto the member's own buffer. */
   char *key = strdup(name);
   if (key == NULL || wschat__map_put(&l->names, key, m) != 0) {
     free(key);
@@ -41,14 +45,25 @@ static int claim(struct wschat__presence *p, const char *name,
   return 0;
 }
 
+static void named(struct wschat__presence *p, struct wschat__member *m) {
+  struct local *l = L(p);
+  const char *key = wschat__map_key(&l->names, m->name);
+  if (key == NULL || key == m->name ||
+      wschat__map_get(&l->names, m->name) != m)
+    return;
+  wschat__map_rekey(&l->names, key, m->name);
+  free((char *)key);
+}
+
 static void release(struct wschat__presence *p, const char *name,
-                     struct wschat__member *m) {
+                    struct wschat__member *m) {
   struct local *l = L(p);
   if (wschat__map_get(&l->names, name) != m)
     return;
   const char *key = wschat__map_key(&l->names, name);
   wschat__map_del(&l->names, name);
-  free((char *)key);
+  if (key != m->name)
+    free((char *)key);
 }
 
 static struct wschat__member *find(struct wschat__presence *p,
@@ -93,9 +108,15 @@ static void free_key(const char *key, void *value, void *arg) {
   free((char *)key);
 }
 
+static void free_name_key(const char *key, void *value, void *arg) {
+  (void)arg;
+  if (key != ((struct wschat__member *)value)->name)
+    free((char *)key);
+}
+
 static void local_free(struct wschat__presence *p) {
   struct local *l = L(p);
-  wschat__map_each(&l->names, free_key, NULL);
+  wschat__map_each(&l->names, free_name_key, NULL);
   wschat__map_each(&l->reserved, free_key, NULL);
   wschat__map_free(&l->names);
   wschat__map_free(&l->reserved);
@@ -103,7 +124,8 @@ static void local_free(struct wschat__presence *p) {
 }
 
 static const struct wschat__presence_ops local_ops = {
-    claim, release, find, reserve, unreserve, reserved, noop, noop, local_free,
+    claim,     named,    release, find, reserve,
+    unreserve, reserved, noop,    noop, local_free,
 };
 
 struct wschat__presence *wschat__presence_local_new(void) {

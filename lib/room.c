@@ -43,7 +43,7 @@ int wschat__rooms_attach(struct wschat__rooms *rs, struct wschat__member *m) {
     rs->all = v;
     rs->cap_all = cap;
   }
-  m->all_idx = rs->nall;
+  m->all_idx = (uint32_t)rs->nall;
   rs->all[rs->nall++] = m;
   m->attached = 1;
   return 0;
@@ -98,12 +98,21 @@ int wschat__room_add(struct wschat__room *r, struct wschat__member *m) {
     r->cap = cap;
   }
   if (m->nrooms == m->cap_rooms) {
-    uint16_t cap = m->cap_rooms ? (uint16_t)(m->cap_rooms * 2) : 2;
-    void *v = realloc(m->rooms, cap * sizeof(*m->rooms));
-    if (v == NULL)
-      return WSCHAT_ENOMEM;
-    m->rooms = v;
-    m->cap_rooms = cap;
+    if (m->cap_rooms == 0) { /* the first room lives in the member */
+      m->rooms = &m->one;
+      m->cap_rooms = 1;
+    } else {
+      uint16_t cap = (uint16_t)(m->cap_rooms * 2);
+      struct wschat__membership *v =
+          m->rooms == &m->one ? malloc(cap * sizeof(*v))
+                              : realloc(m->rooms, cap * sizeof(*v));
+      if (v == NULL)
+        return WSCHAT_ENOMEM;
+      if (m->rooms == &m->one)
+        v[0] = m->one;
+      m->rooms = v;
+      m->cap_rooms = cap;
+    }
   }
   m->rooms[m->nrooms].room = r;
   m->rooms[m->nrooms++].idx = r->n;
@@ -143,7 +152,8 @@ void wschat__room_remove(struct wschat__room *r, struct wschat__member *m) {
 }
 
 void wschat__member_free(struct wschat__member *m) {
-  free(m->rooms);
+  if (m->rooms != &m->one)
+    free(m->rooms);
   m->rooms = NULL;
   m->nrooms = m->cap_rooms = 0;
 }

@@ -38,7 +38,7 @@ static int server_add(struct wschat_server *srv, struct wschat_client *c) {
     srv->conns = v;
     srv->conns_cap = cap;
   }
-  c->idx = srv->nconns;
+  c->idx = (uint32_t)srv->nconns;
   srv->conns[srv->nconns++] = c;
   return 0;
 }
@@ -57,7 +57,7 @@ struct wschat_client *wschat__server_client(struct wschat_server *srv,
    * decision, a message from another thread), not per delivery. */
   for (size_t i = 0; i < srv->nconns; i++) {
     struct wschat_client *c = srv->conns[i];
-    if (c->conn.id == id && c->conn.notify_end && !c->conn.ended)
+    if (c->member.id == id && c->conn.notify_end && !c->conn.ended)
       return c;
   }
   return NULL;
@@ -133,8 +133,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   c->srv = srv;
-  c->conn.id = ++srv->next_id;
-  c->member.id = c->conn.id;
+  c->member.id = ++srv->next_id;
   c->member.client = c;
   int closing;
   if (wschat__conn_accept(&c->conn, &srv->sess.conn, listener, &closing) != 0) {

@@ -58,7 +58,7 @@ struct wschat_client {
   struct wschat__conn conn;     /* first */
   struct wschat__member member; /* member.client == this */
   struct wschat_server *srv; /* for the public API; never read here */
-  size_t idx;          /* in the server's connection array */
+  uint32_t idx;        /* in the server's connection array */
   uint8_t in_connect;  /* inside on_connect */
   uint8_t deferred;    /* on_connect deferred the decision */
   uint16_t reject_code;

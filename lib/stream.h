@@ -18,18 +18,20 @@
 
 struct wschat__stream;
 
-/* Upcalls, shared by every stream of one server; user is the stream's. */
+/* Upcalls, shared by every stream of one server. They get the stream
+ * itself: its owner embeds it (first, or at a known offset) and finds
+ * itself from it, so a stream stores no user pointer of its own. */
 struct wschat__stream_cbs {
   /* A buffer to read into (valid until on_read returns). */
-  void (*alloc)(void *user, uv_buf_t *buf);
+  void (*alloc)(struct wschat__stream *s, uv_buf_t *buf);
   /* n > 0 bytes arrived; n < 0: EOF (UV_EOF) or an error. */
-  void (*on_read)(void *user, ssize_t n, char *data);
+  void (*on_read)(struct wschat__stream *s, ssize_t n, char *data);
   /* The background write finished (status 0 or negative). */
-  void (*on_written)(void *user, int status);
+  void (*on_written)(struct wschat__stream *s, int status);
   /* The shutdown finished (status 0 or negative). */
-  void (*on_shutdown)(void *user, int status);
+  void (*on_shutdown)(struct wschat__stream *s, int status);
   /* The stream is closed: its memory may be freed now. */
-  void (*on_closed)(void *user);
+  void (*on_closed)(struct wschat__stream *s);
 };
 
 struct wschat__stream_ops {
@@ -51,14 +53,12 @@ struct wschat__stream_ops {
 
 struct wschat__stream {
   const struct wschat__stream_ops *ops;
-  const struct wschat__stream_cbs *cbs;
-  void *user;
 };
 
 /* A TCP stream, embedded in whatever owns it. */
 struct wschat__stream_tcp {
   struct wschat__stream base;
-  uv_tcp_t tcp; /* tcp.data == this */
+  uv_tcp_t tcp; /* tcp.data: the upcalls (struct wschat__stream_cbs) */
 };
 
 /*
@@ -70,8 +70,7 @@ struct wschat__stream_tcp {
  */
 int wschat__stream_tcp_accept(struct wschat__stream_tcp *s, uv_loop_t *loop,
                               uv_stream_t *listener,
-                              const struct wschat__stream_cbs *cbs,
-                              void *user);
+                              const struct wschat__stream_cbs *cbs);
 
 /* A handle kept by the server for refusing connections when memory is
  * short. */

@@ -1,4 +1,5 @@
 /* stream_tcp: the plain TCP stream (see stream.h) on a libuv uv_tcp_t. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,16 +10,26 @@ static struct wschat__stream_tcp *T(struct wschat__stream *s) {
   return (struct wschat__stream_tcp *)s;
 }
 
+/* The stream around a handle, and its upcalls. */
+static struct wschat__stream *S(uv_handle_t *h) {
+  return (struct wschat__stream *)((char *)h -
+                                   offsetof(struct wschat__stream_tcp, tcp));
+}
+
+static const struct wschat__stream_cbs *CB(struct wschat__stream *s) {
+  return T(s)->tcp.data;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf) {
   (void)size;
-  struct wschat__stream *s = h->data;
-  s->cbs->alloc(s->user, buf);
+  struct wschat__stream *s = S(h);
+  CB(s)->alloc(s, buf);
 }
 
 static void read_cb(uv_stream_t *h, ssize_t n, const uv_buf_t *buf) {
-  struct wschat__stream *s = h->data;
+  struct wschat__stream *s = S((uv_handle_t *)h);
   if (n != 0)
-    s->cbs->on_read(s->user, n, buf->base);
+    CB(s)->on_read(s, n, buf->base);
 }
 
 static int read_start(struct wschat__stream *s) {
@@ -38,7 +49,7 @@ static int try_write(struct wschat__stream *s, const uv_buf_t *b,
 static void write_cb(uv_write_t *req, int status) {
   struct wschat__stream *s = req->data;
   free(req);
-  s->cbs->on_written(s->user, status);
+  CB(s)->on_written(s, status);
 }
 
 static int write_(struct wschat__stream *s, const uv_buf_t *b, unsigned n) {
@@ -57,7 +68,7 @@ static int write_(struct wschat__stream *s, const uv_buf_t *b, unsigned n) {
 static void shutdown_cb(uv_shutdown_t *req, int status) {
   struct wschat__stream *s = req->data;
   free(req);
-  s->cbs->on_shutdown(s->user, status);
+  CB(s)->on_shutdown(s, status);
 }
 
 static int shutdown_(struct wschat__stream *s) {
@@ -72,8 +83,8 @@ static int shutdown_(struct wschat__stream *s) {
 }
 
 static void close_cb(uv_handle_t *h) {
-  struct wschat__stream *s = h->data;
-  s->cbs->on_closed(s->user);
+  struct wschat__stream *s = S(h);
+  CB(s)->on_closed(s);
 }
 
 static void close_(struct wschat__stream *s) {
@@ -105,13 +116,10 @@ static const struct wschat__stream_ops tcp_ops = {
 
 int wschat__stream_tcp_accept(struct wschat__stream_tcp *s, uv_loop_t *loop,
                               uv_stream_t *listener,
-                              const struct wschat__stream_cbs *cbs,
-                              void *user) {
+                              const struct wschat__stream_cbs *cbs) {
   s->base.ops = &tcp_ops;
-  s->base.cbs = cbs;
-  s->base.user = user;
-  s->tcp.data = s;
   int r = uv_tcp_init(loop, &s->tcp);
+  s->tcp.data = (void *)cbs; /* (uv_tcp_init keeps data as it is) */
   if (r != 0)
     return r; /* no handle: nothing to close, and no on_closed; the caller
                  refuses the pending connection */

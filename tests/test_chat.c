@@ -1222,6 +1222,10 @@ static int mir_claim(struct wschat__presence *p, const char *name,
   struct wschat__presence *in = MIR(p)->inner;
   return in->ops->claim(in, name, m, force);
 }
+static void mir_named(struct wschat__presence *p, struct wschat__member *m) {
+  struct wschat__presence *in = MIR(p)->inner;
+  in->ops->named(in, m);
+}
 static void mir_release(struct wschat__presence *p, const char *name,
                         struct wschat__member *m) {
   struct wschat__presence *in = MIR(p)->inner;
@@ -1291,7 +1295,7 @@ static void mir_free(struct wschat__presence *p) {
 }
 
 static const struct wschat__presence_ops mirror_ops = {
-    mir_claim,    mir_release, mir_find, mir_reserve, mir_unreserve,
+    mir_claim,    mir_named,   mir_release, mir_find, mir_reserve, mir_unreserve,
     mir_reserved, mir_joined,  mir_left, mir_free,
 };
 
