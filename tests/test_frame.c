@@ -48,7 +48,16 @@ START_TEST(parts_and_refs) {
   wschat__frame_ref(f);
   ck_assert_uint_eq(f->refs, 2);
   wschat__frame_unref(f);
+/* The inline unref may free f on some path, as far as GCC 12 can tell; it
+ * cannot, with two references: this test is what checks that. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#endif
   ck_assert_uint_eq(f->refs, 1);
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
   wschat__frame_unref(f); /* freed: valgrind/ASan would see a leak or UAF */
 }
 END_TEST
