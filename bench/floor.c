@@ -54,7 +54,7 @@
 #define READ_SIZE 65536      /* one read per readable connection per turn */
 #define MAX_HEAD 8192        /* HTTP request head */
 #define MAX_MESSAGE (1 << 20) /* larger frames: close 1009 */
-#define BUF_MIN 4096         /* smallest buffer allocation */
+#define BUF_MIN 256          /* first allocation of a buffer; it doubles as needed */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 static void die(const char *fmt, ...)
