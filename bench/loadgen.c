@@ -15,6 +15,12 @@
  *   idle       N connections in rooms of --room-size; once all are up and quiet,
  *              reads the server's VmRSS, prints the result, then holds the
  *              connections until --hold seconds pass or SIGUSR1/SIGTERM/SIGINT.
+ *   form       N members (the last one is the sender) connect in batches into
+ *              ONE room; the sender then sends a barrier line, and the room is
+ *              formed when every member has seen it: every join notice sent
+ *              before it has been delivered, whether the server announces
+ *              every join, some or none. Reports that time (form_s) and the
+ *              server CPU spent on it.
  *
  * Each chat message is a printable 128-byte text: "M<seq:16 hex> <ts:16 hex> xxx..."
  * where ts is CLOCK_MONOTONIC ns (in rate mode: the intended send time, so a
@@ -241,7 +247,7 @@ static int core_read(int cpu, struct corestat *cs)
 
 /* ------------------------------------------------------------ options */
 
-enum mode { M_BROADCAST, M_RATE, M_ECHO, M_IDLE };
+enum mode { M_BROADCAST, M_RATE, M_ECHO, M_IDLE, M_FORM };
 
 static struct {
 	enum mode mode;
@@ -256,6 +262,7 @@ static struct {
 	int msg_size;
 	int room_size; /* idle mode */
 	int server_pid, server_cpu;
+	int src_addrs; /* source addresses 127.0.0.2, .3, ... (0: 16 on loopback, else 1) */
 	const char *room, *tag;
 } opt = {
 	.host = "127.0.0.1", .port = 0, .n = 100, .inflight = 16, .rate = 100,
@@ -821,6 +828,18 @@ static void conn_start(struct conn *c, uint64_t now)
 		die("socket: %s (raise the open-file limit?)", strerror(errno));
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (opt.src_addrs > 1) {
+		/* Spread the connections over several source addresses. From one
+		 * address, connect() searches the ephemeral ports already used to the
+		 * server's port one by one: past ~14,000 connections that search took
+		 * half of the load generator's CPU and set the pace of the ramp.
+		 * IP_BIND_ADDRESS_NO_PORT leaves the port to connect(). */
+		struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = 0};
+		src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1u + (uint32_t)(c->idx % opt.src_addrs));
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+		if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0)
+			die("bind to a source address: %s (--src-addrs 1 turns this off)", strerror(errno));
+	}
 	c->fd = fd;
 	c->t_connect = now;
 	c->state = CS_CONNECTING;
@@ -957,7 +976,7 @@ static void on_signal(int sig)
 
 static const char *mode_name(void)
 {
-	static const char *names[] = {"broadcast", "rate", "echo", "idle"};
+	static const char *names[] = {"broadcast", "rate", "echo", "idle", "form"};
 	return names[opt.mode];
 }
 
@@ -1011,6 +1030,8 @@ static void report(int ok, uint64_t ramp_ns, int64_t cpu0, int64_t cpu1, int64_t
 	printf("\"last_close_code\":%d,\"notices\":%" PRIu64 ",\"other_msgs\":%" PRIu64 ",\"pings\":%" PRIu64 ",",
 	       st.last_close_code, st.notices, st.other, st.pings);
 	printf("\"rss_before_kb\":%" PRId64 ",\"rss_kb\":%" PRId64 ",", rss0, rss1);
+	if (opt.mode == M_FORM)
+		printf("\"form_s\":%.3f,", win);
 	int held = opt.mode == M_IDLE ? st.open : nconns;
 	printf("\"rss_per_conn_bytes\":%.0f,", rss0 >= 0 && rss1 >= 0 && held ? (double)(rss1 - rss0) * 1024 / held : -1);
 	printf("\"error\":");
@@ -1024,10 +1045,11 @@ static void report(int ok, uint64_t ramp_ns, int64_t cpu0, int64_t cpu1, int64_t
 static void usage(void)
 {
 	fputs("usage: loadgen MODE --port P [options]\n"
-	      "  MODE: broadcast | rate | echo | idle\n"
+	      "  MODE: broadcast | rate | echo | idle | form\n"
 	      "  --host H           server address (127.0.0.1)\n"
 	      "  --port P           server port\n"
-	      "  -n, --conns N      receivers (broadcast/rate), connections (echo/idle)\n"
+	      "  -n, --conns N      receivers (broadcast/rate), connections (echo/idle),\n"
+	      "                     members of the one room, the sender included (form)\n"
 	      "  -k, --inflight K   messages in flight (broadcast: sender; echo: per conn) [16]\n"
 	      "  --rate R           rate mode: messages/s offered by the sender [100]\n"
 	      "  -d, --duration S   measured seconds [10]\n"
@@ -1044,6 +1066,7 @@ static void usage(void)
 	      "  --server-pid PID   read CPU and RSS of this process from /proc\n"
 	      "  --server-cpu N     the CPU the server is pinned to: also report that core's busy time\n"
 	      "  --tag STR          name prefix, to keep names unique across runs\n"
+	      "  --src-addrs N      connect from 127.0.0.2 ... 127.0.0.(N+1) [16 when HOST is 127.x, else 1]\n"
 	      "  -v                 progress on stderr\n",
 	      stderr);
 	exit(2);
@@ -1056,7 +1079,7 @@ int main(int argc, char **argv)
 		{"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'}, {"drain", 1, 0, 'D'},
 		{"connect-timeout", 1, 0, 'T'}, {"batch", 1, 0, 'b'}, {"msg-size", 1, 0, 's'},
 		{"room", 1, 0, 'R'}, {"room-size", 1, 0, 'g'}, {"hold", 1, 0, 'h'}, {"settle", 1, 0, 'S'},
-		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
 	};
 	if (argc < 2)
 		usage();
@@ -1069,6 +1092,8 @@ int main(int argc, char **argv)
 		opt.mode = M_ECHO;
 	else if (!strcmp(m, "idle"))
 		opt.mode = M_IDLE;
+	else if (!strcmp(m, "form"))
+		opt.mode = M_FORM;
 	else
 		usage();
 	optind = 2;
@@ -1094,6 +1119,7 @@ int main(int argc, char **argv)
 		case 'P': opt.server_pid = atoi(optarg); break;
 		case 'C': opt.server_cpu = atoi(optarg); break;
 		case 't': opt.tag = optarg; break;
+		case 'A': opt.src_addrs = atoi(optarg); break;
 		case 'v': verbose = 1; break;
 		default: usage();
 		}
@@ -1124,12 +1150,15 @@ int main(int argc, char **argv)
 	srv_addr.sin_port = htons((uint16_t)opt.port);
 	if (inet_pton(AF_INET, opt.host, &srv_addr.sin_addr) != 1)
 		die("bad host %s (an IPv4 address)", opt.host);
+	if (opt.src_addrs <= 0)
+		opt.src_addrs = (ntohl(srv_addr.sin_addr.s_addr) >> 24) == 127 ? 16 : 1;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("epoll_create1: %s", strerror(errno));
-	int has_sender = opt.mode == M_BROADCAST || opt.mode == M_RATE;
-	nconns = opt.n + has_sender;
+	/* broadcast and rate: N receivers + a sender; form: N members, the last the sender */
+	int has_sender = opt.mode == M_BROADCAST || opt.mode == M_RATE || opt.mode == M_FORM;
+	nconns = opt.mode == M_FORM ? opt.n : opt.n + has_sender;
 	conns = calloc((size_t)nconns, sizeof *conns);
 	if (!conns)
 		die("out of memory");
@@ -1143,11 +1172,16 @@ int main(int argc, char **argv)
 		sender->role = R_SEND;
 	}
 	int64_t rss0 = proc_rss_kb(opt.server_pid);
+	int64_t cpu0 = -1, cpu1 = -1, rss1 = -1, self0 = 0, self1 = 0;
+	if (opt.mode == M_FORM) { /* the window is the forming itself */
+		cpu0 = proc_cpu_ns(opt.server_pid);
+		self0 = self_cpu_ns();
+		core_ok = !core_read(opt.server_cpu, &core_srv0) && !core_read(lg_cpu, &core_lg0);
+	}
 	uint64_t t0 = now_ns();
 	int ok = ramp(opt.connect_timeout);
 	uint64_t ramp_ns = now_ns() - t0;
 	note("ramp done in %.2f s, ok=%d", (double)ramp_ns / 1e9, ok);
-	int64_t cpu0 = -1, cpu1 = -1, rss1 = -1, self0 = 0, self1 = 0;
 	uint64_t sent = 0, expected = 0;
 
 	if (ok && opt.mode == M_IDLE) {
@@ -1170,6 +1204,17 @@ int main(int argc, char **argv)
 		ok = barrier(1, opt.connect_timeout);
 		barrier_ns = now_ns() - tb;
 		note("barrier ok=%d after %.2f s", ok, (double)(now_ns() - t0) / 1e9);
+	}
+	if (opt.mode == M_FORM) {
+		t_window_start = t0;
+		t_window_end = now_ns();
+		cpu1 = proc_cpu_ns(opt.server_pid);
+		self1 = self_cpu_ns();
+		core_ok = core_ok && !core_read(opt.server_cpu, &core_srv1) && !core_read(lg_cpu, &core_lg1);
+		rss1 = proc_rss_kb(opt.server_pid);
+		ok = ok && st.open == opt.n && st.conn_failed == 0 && st.proto_err == 0 && st.server_closed == 0;
+		report(ok, ramp_ns, cpu0, cpu1, rss0, rss1, self0, self1, 0, 0);
+		goto out;
 	}
 	if (!ok) {
 		report(0, ramp_ns, -1, -1, rss0, proc_rss_kb(opt.server_pid), 0, 0, 0, 0);
