@@ -980,6 +980,137 @@ START_TEST(out_of_memory) {
 }
 END_TEST
 
+/* The example session of docs/PROTOCOL.md (section 2.7), byte for byte:
+ * what the codecs make of its requests and events. */
+static struct wschat_event *at(int kind, uint64_t id, int64_t ts,
+                               const char *room, const char *from,
+                               const char *to, const char *text) {
+  struct wschat_event *ev = mkev(kind, room, from, to, text, NULL);
+  ev->id = id;
+  ev->ts = ts;
+  return ev;
+}
+
+START_TEST(doc_example_session) {
+  const char *rooms1[] = {"dev"};
+  EXPECT_JSON(wschat__json_welcome("alice", "dev", rooms1, 1, "5f0c9a2e"),
+              "{\"type\":\"welcome\",\"name\":\"alice\",\"room\":\"dev\","
+              "\"rooms\":[\"dev\"],\"epoch\":\"5f0c9a2e\"}");
+  struct wschat_event *h41 = at(WSCHAT_EVENT_MESSAGE, 41, 1700000000000LL,
+                                "dev", "bob", NULL, "anyone?");
+  struct wschat_event *j42 =
+      at(WSCHAT_EVENT_JOIN, 42, 1700000001000LL, "dev", "alice", NULL, NULL);
+  const struct wschat_event *one[] = {h41};
+  EXPECT_JSON(
+      wschat__json_history("dev", one, 1, 1, NULL),
+      "{\"type\":\"history\",\"room\":\"dev\",\"messages\":[{\"type\":"
+      "\"message\",\"id\":41,\"room\":\"dev\",\"from\":\"bob\",\"text\":"
+      "\"anyone?\",\"ts\":1700000000000,\"history\":true}],"
+      "\"complete\":true}");
+  expect_render(j42, 0,
+                "{\"type\":\"join\",\"id\":42,\"room\":\"dev\",\"name\":"
+                "\"alice\",\"ts\":1700000001000}");
+
+  struct wschat__json_req r;
+  ck_assert_int_eq(parse("{\"type\":\"message\",\"text\":\"hi bob\"}", &r), 0);
+  struct wschat_event *ev = at(WSCHAT_EVENT_MESSAGE, 43, 1700000002000LL, "dev",
+                               "alice", NULL, r.text);
+  wschat__json_req_free(&r);
+  expect_render(ev, 0,
+                "{\"type\":\"message\",\"id\":43,\"room\":\"dev\",\"from\":"
+                "\"alice\",\"text\":\"hi bob\",\"ts\":1700000002000}");
+  wschat__event_unref(ev);
+
+  ck_assert_int_eq(parse("{\"type\":\"typing\",\"room\":\"dev\"}", &r), 0);
+  EXPECT_JSON(wschat__json_typing(r.room, "alice"),
+              "{\"type\":\"typing\",\"room\":\"dev\",\"from\":\"alice\"}");
+  wschat__json_req_free(&r);
+
+  ck_assert_int_eq(
+      parse("{\"type\":\"whisper\",\"to\":\"bob\",\"text\":\"psst\"}", &r), 0);
+  ev = at(WSCHAT_EVENT_WHISPER, 46, 1700000005000LL, NULL, "alice", r.to,
+          r.text);
+  wschat__json_req_free(&r);
+  expect_render(ev, WSCHAT__TO_SENDER,
+                "{\"type\":\"whisper\",\"id\":46,\"from\":\"alice\",\"to\":"
+                "\"bob\",\"text\":\"psst\",\"ts\":1700000005000}");
+  wschat__event_unref(ev);
+
+  ck_assert_int_eq(parse("{\"type\":\"users\",\"room\":\"dev\",\"ref\":7}", &r),
+                   0);
+  const char *names[] = {"alice", "bob"};
+  EXPECT_JSON(wschat__json_users(r.room, names, 2, r.ref),
+              "{\"type\":\"users\",\"room\":\"dev\",\"users\":[\"alice\","
+              "\"bob\"],\"ref\":7}");
+  wschat__json_req_free(&r);
+
+  ck_assert_int_eq(parse("{\"type\":\"rooms\"}", &r), 0);
+  struct wschat__json_room rooms[] = {{"dev", 2}, {"lobby", 0}, {"ops", 1}};
+  EXPECT_JSON(wschat__json_rooms(rooms, 3, r.ref),
+              "{\"type\":\"rooms\",\"rooms\":[{\"name\":\"dev\",\"users\":2},"
+              "{\"name\":\"lobby\",\"users\":0},{\"name\":\"ops\",\"users\":1}"
+              "]}");
+  wschat__json_req_free(&r);
+
+  ck_assert_int_eq(parse("{\"type\":\"history\",\"room\":\"dev\",\"limit\":2,"
+                         "\"before\":43,\"ref\":\"h\"}",
+                         &r),
+                   0);
+  ck_assert_uint_eq(r.limit, 2);
+  ck_assert_uint_eq(r.before, 43);
+  const struct wschat_event *two[] = {h41, j42};
+  EXPECT_JSON(
+      wschat__json_history(r.room, two, 2, 1, r.ref),
+      "{\"type\":\"history\",\"room\":\"dev\",\"messages\":[{\"type\":"
+      "\"message\",\"id\":41,\"room\":\"dev\",\"from\":\"bob\",\"text\":"
+      "\"anyone?\",\"ts\":1700000000000,\"history\":true},{\"type\":"
+      "\"join\",\"id\":42,\"room\":\"dev\",\"name\":\"alice\",\"ts\":"
+      "1700000001000,\"history\":true}],\"complete\":true,\"ref\":\"h\"}");
+  wschat__json_req_free(&r);
+
+  ev = at(WSCHAT_EVENT_NICK, 47, 1700000006000LL, "dev", "bob", "robert", NULL);
+  expect_render(
+      ev, 0,
+      "{\"type\":\"nick\",\"id\":47,\"room\":\"dev\",\"from\":\"bob\","
+      "\"to\":\"robert\",\"ts\":1700000006000}");
+  wschat__event_unref(ev);
+
+  ck_assert_int_eq(
+      parse("{\"type\":\"nick\",\"name\":\"robert\",\"ref\":\"n\"}", &r), 0);
+  EXPECT_JSON(wschat__json_error(wschat__json_code_of(WSCHAT_ENAMETAKEN, 0),
+                                 "name already taken: robert", r.ref),
+              "{\"type\":\"error\",\"code\":\"name_taken\",\"message\":\"name "
+              "already taken: robert\",\"ref\":\"n\"}");
+  wschat__json_req_free(&r);
+
+  ck_assert_int_eq(
+      parse("{\"type\":\"shout\",\"text\":\"hey\",\"ref\":\"s\"}", &r),
+      WSCHAT__JERR_UNKNOWN_TYPE);
+  EXPECT_JSON(wschat__json_error(r.code, r.message, r.ref),
+              "{\"type\":\"error\",\"code\":\"unknown_type\",\"message\":"
+              "\"unknown type; known: message, join, leave, nick, whisper, "
+              "users, rooms, history, typing\",\"ref\":\"s\"}");
+  wschat__json_req_free(&r);
+
+  ck_assert_int_eq(parse("{\"type\":\"message\",\"text\":", &r),
+                   WSCHAT__JERR_BAD_JSON);
+  EXPECT_JSON(wschat__json_error(r.code, r.message, r.ref),
+              "{\"type\":\"error\",\"code\":\"bad_json\",\"message\":"
+              "\"invalid JSON: unexpected token near end of file\"}");
+  wschat__json_req_free(&r);
+
+  ck_assert_int_eq(parse("{\"type\":\"leave\",\"room\":\"ops\"}", &r), 0);
+  ev = at(WSCHAT_EVENT_LEAVE, 48, 1700000007000LL, r.room, "alice", NULL, NULL);
+  wschat__json_req_free(&r);
+  expect_render(ev, 0,
+                "{\"type\":\"leave\",\"id\":48,\"room\":\"ops\",\"name\":"
+                "\"alice\",\"ts\":1700000007000}");
+  wschat__event_unref(ev);
+  wschat__event_unref(h41);
+  wschat__event_unref(j42);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("json");
   TCase *tc = tcase_create("view");
@@ -1014,6 +1145,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, parse_ref_echo);
   tcase_add_test(tc, parse_message_ascii);
   tcase_add_test(tc, out_of_memory);
+  tcase_add_test(tc, doc_example_session);
   tcase_set_timeout(tc, 30);
   suite_add_tcase(s, tc);
   return s;
