@@ -118,7 +118,7 @@ struct wschat__history_query {
 
 /*
  * The answer to one read. Owned by the read callback from the moment it is
- * called: free it with wschat__history_page_free() (on any thread).
+ * called: free it with wschat__history_page_free() on the loop thread.
  */
 struct wschat__history_page {
   int err;        /* 0, or WSCHAT_EIO: the read failed (n = 0, complete = 0) */
@@ -232,7 +232,8 @@ int wschat__history_sqlite_open(const struct wschat__history_config *cfg,
                                 struct wschat__history **out);
 
 /* Frees a page (NULL: nothing) and drops its references to its events.
- * Any thread. */
+ * The loop thread (event reference counts are not atomic); the store's
+ * own threads may use it only on a page nobody else has seen. */
 void wschat__history_page_free(struct wschat__history_page *page);
 
 /* For backends: the function a backend posts with a finished page as arg;
