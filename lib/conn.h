@@ -86,12 +86,14 @@ struct wschat__conn {
   uint16_t doom; /* close code to apply at the next flush (1008 slow
                     consumer, 1011 out of memory); nothing more is queued */
   uint16_t end_code;    /* close code sent or received */
+  /* The queue next to the state and flags above: a delivery reads and
+   * writes only these, in one or two cache lines per recipient. */
+  struct wschat__outq q;
   uint64_t since_ms;    /* last bytes from the peer (or accept time) */
   uint64_t deadline_ms; /* handshake, ping or close deadline; 0 if none */
   struct wschat__http *http; /* owned while the request is decided (with
                                 the input held back meanwhile) */
   struct wschat__ws ws;
-  struct wschat__outq q;
 };
 
 /* Accepts one pending connection into c (zeroed by the caller).

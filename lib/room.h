@@ -36,19 +36,20 @@ struct wschat__membership {
 };
 
 struct wschat__member {
+  /* The first line holds what every delivery reads: id and view. */
   uint64_t id;                      /* the client id (never 0) */
+  uint8_t view;                     /* WSCHAT__VIEW_* */
+  uint8_t attached;                 /* in the chat (in all[]) */
+  uint8_t exiting;                  /* inside wschat__chat_exit */
+  uint32_t all_idx;                 /* index in the registry's all[] */
   uint64_t nick_group;              /* the last rename shown (text view) */
   struct wschat__membership *rooms; /* in joining order: the last one is
                                        the current room; points at one
                                        until a second room (then owned) */
   struct wschat__membership one;    /* the first room, without a malloc */
   struct wschat_client *client;     /* the public handle, never read here */
-  uint32_t all_idx;                 /* index in the registry's all[] */
   uint16_t nrooms, cap_rooms;
-  char name[WSCHAT_NAME_MAX + 1];  /* "" until named */
-  uint8_t view;                    /* WSCHAT__VIEW_* */
-  uint8_t attached;                /* in the chat (in all[]) */
-  uint8_t exiting;                 /* inside wschat__chat_exit */
+  char name[WSCHAT_NAME_MAX + 1];   /* "" until named */
 };
 
 struct wschat__rooms {

@@ -9,6 +9,7 @@
  */
 #include "session.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,7 +348,12 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
     if (mi->id == skip)
       continue;
     if (text != NULL && plain && mi->view == WSCHAT__VIEW_TEXT) {
-      wschat__conn_deliver(&mi->client->conn, text);
+      /* The client around the member, without loading mi->client. */
+      struct wschat_client *c =
+          (struct wschat_client *)(void *)((char *)mi -
+                                           offsetof(struct wschat_client,
+                                                    member));
+      wschat__conn_deliver(&c->conn, text);
       continue;
     }
     deliver_one(mi, ev, variant);
