@@ -272,7 +272,23 @@ static void write_queue(struct wschat__conn *c) {
   struct wschat__stream *s = S(c);
   while (!wschat__outq_empty(&c->q)) {
     size_t nb, total = wschat__outq_iov(&c->q, iov, c->env->iov_max, &nb);
-    int r = s->ops->try_write(s, iov, (unsigned)nb);
+    uv_buf_t one;
+    const uv_buf_t *bufs = iov;
+    if (nb > 1 && total <= c->env->gather_len) {
+      /* Many small frames (a busy room: one per message of the turn):
+       * gathered into one buffer, the kernel copies one segment instead of
+       * walking many. The frames stay shared and queued; only the bytes
+       * handed to this one write are copied, into a buffer of the server. */
+      char *at = c->env->gather;
+      for (size_t i = 0; i < nb; i++) {
+        memcpy(at, iov[i].base, iov[i].len);
+        at += iov[i].len;
+      }
+      one = uv_buf_init(c->env->gather, (unsigned)total);
+      bufs = &one;
+      nb = 1;
+    }
+    int r = s->ops->try_write(s, bufs, (unsigned)nb);
     if (r < 0) {
       wschat__conn_drop(c, c->end_code);
       return;

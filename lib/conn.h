@@ -70,6 +70,8 @@ struct wschat__conn_env {
   size_t rbuf_len;
   uv_buf_t *iov; /* scratch for writev, iov_max entries */
   size_t iov_max;
+  char *gather; /* scratch: small frames copied into one write */
+  size_t gather_len;
   struct wschat__frame *ping_frame; /* shared by all */
 };
 

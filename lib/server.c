@@ -239,6 +239,8 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   env->rbuf = srv->rbuf;
   env->rbuf_len = sizeof(srv->rbuf);
   env->iov_max = WSCHAT__IOV;
+  env->gather = srv->wbuf;
+  env->gather_len = sizeof(srv->wbuf);
   env->iov = malloc(WSCHAT__IOV * sizeof(uv_buf_t));
   env->ping_frame = wschat__frame_new(WSCHAT__OP_PING, NULL, 0);
   int chat_ok = wschat__chat_init(&srv->chat, srv, wschat__session_deliver,

@@ -28,6 +28,7 @@
 
 #define WSCHAT__READ_BUF (64 * 1024)
 #define WSCHAT__IOV 1024
+#define WSCHAT__GATHER (16 * 1024)
 
 struct wschat_server {
   uv_loop_t *loop;
@@ -72,6 +73,7 @@ struct wschat_server {
   int posts_open; /* its async handle is open */
 
   char rbuf[WSCHAT__READ_BUF]; /* the shared read buffer */
+  char wbuf[WSCHAT__GATHER];   /* the shared gather buffer for writes */
 };
 
 /* The client with id, or NULL. */
