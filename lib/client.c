@@ -81,16 +81,8 @@ int wschat_client_header(const struct wschat_client *c, const char *name,
     return WSCHAT_EINVAL;
   if (c->conn.http == NULL || c->conn.state != WSCHAT__CONN_HTTP)
     return WSCHAT_ESTATE;
-  const struct wschat__http_header *h = wschat__http_header(c->conn.http, name);
-  if (h == NULL)
-    return WSCHAT_ENOTFOUND;
-  if (h->value_len < cap) {
-    memcpy(buf, h->value, h->value_len);
-    buf[h->value_len] = '\0';
-  } else if (cap > 0) {
-    buf[0] = '\0';
-  }
-  return (int)h->value_len;
+  int n = wschat__http_copy_header(c->conn.http, name, buf, cap);
+  return n < 0 ? WSCHAT_ENOTFOUND : n;
 }
 
 static int valid_close_code(int code) {

@@ -480,6 +480,20 @@ int wschat__http_header_has_token(const struct wschat__http *h, const char *name
   return has_token(h, name, token);
 }
 
+int wschat__http_copy_header(const struct wschat__http *h, const char *name,
+                             char *buf, size_t cap) {
+  const struct wschat__http_header *f = wschat__http_header(h, name);
+  if (f == NULL)
+    return -1;
+  if (f->value_len < cap) {
+    memcpy(buf, f->value, f->value_len);
+    buf[f->value_len] = '\0';
+  } else if (cap > 0) {
+    buf[0] = '\0';
+  }
+  return (int)f->value_len;
+}
+
 void wschat__http_free(struct wschat__http *h) {
   free(h->storage);
   free(h->fields);

@@ -118,6 +118,13 @@ const struct wschat__http_header *wschat__http_header_next(
 int wschat__http_header_has_token(const struct wschat__http *h, const char *name,
                                   const char *token);
 
+/* Copies header name's first value (case-insensitive) into buf as a
+ * NUL-terminated string, snprintf-like: returns the value's length; if it
+ * is >= cap nothing was copied (buf holds "" when cap > 0). Returns -1 if
+ * the header is absent. */
+int wschat__http_copy_header(const struct wschat__http *h, const char *name,
+                             char *buf, size_t cap);
+
 /* Frees what h owns; every pointer obtained from h becomes invalid. h may then
  * be re-inited with wschat__http_init(). */
 void wschat__http_free(struct wschat__http *h);

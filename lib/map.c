@@ -42,40 +42,35 @@ void wschat__map_free(struct wschat__map *m) {
   wschat__map_init(m);
 }
 
-void *wschat__map_get(const struct wschat__map *m, const char *key) {
+static struct wschat__map_entry *find(const struct wschat__map *m,
+                                      const char *key) {
   if (m->nbuckets == 0)
     return NULL;
   uint32_t h = hash_ci(key);
   for (struct wschat__map_entry *e = m->buckets[h & (m->nbuckets - 1)]; e;
        e = e->next)
     if (e->hash == h && strcasecmp(e->key, key) == 0)
-      return e->value;
+      return e;
   return NULL;
 }
 
+void *wschat__map_get(const struct wschat__map *m, const char *key) {
+  struct wschat__map_entry *e = find(m, key);
+  return e ? e->value : NULL;
+}
+
 const char *wschat__map_key(const struct wschat__map *m, const char *key) {
-  if (m->nbuckets == 0)
-    return NULL;
-  uint32_t h = hash_ci(key);
-  for (struct wschat__map_entry *e = m->buckets[h & (m->nbuckets - 1)]; e;
-       e = e->next)
-    if (e->hash == h && strcasecmp(e->key, key) == 0)
-      return e->key;
-  return NULL;
+  struct wschat__map_entry *e = find(m, key);
+  return e ? e->key : NULL;
 }
 
 int wschat__map_rekey(struct wschat__map *m, const char *key,
                       const char *newkey) {
-  if (m->nbuckets == 0)
+  struct wschat__map_entry *e = find(m, key);
+  if (e == NULL)
     return -1;
-  uint32_t h = hash_ci(key);
-  for (struct wschat__map_entry *e = m->buckets[h & (m->nbuckets - 1)]; e;
-       e = e->next)
-    if (e->hash == h && strcasecmp(e->key, key) == 0) {
-      e->key = newkey;
-      return 0;
-    }
-  return -1;
+  e->key = newkey;
+  return 0;
 }
 
 static int grow(struct wschat__map *m) {

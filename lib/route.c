@@ -133,16 +133,8 @@ int wschat_http_header(const struct wschat_http_request *req,
                        const char *name, char *buf, size_t cap) {
   if (name == NULL || (buf == NULL && cap > 0))
     return WSCHAT_EINVAL;
-  const struct wschat__http_header *h = wschat__http_header(req->http, name);
-  if (h == NULL)
-    return WSCHAT_ENOTFOUND;
-  if (h->value_len < cap) {
-    memcpy(buf, h->value, h->value_len);
-    buf[h->value_len] = '\0';
-  } else if (cap > 0) {
-    buf[0] = '\0';
-  }
-  return (int)h->value_len;
+  int n = wschat__http_copy_header(req->http, name, buf, cap);
+  return n < 0 ? WSCHAT_ENOTFOUND : n;
 }
 
 int wschat_http_add_header(struct wschat_http_request *req, const char *name,
