@@ -345,6 +345,7 @@ int wschat__conn_upgrade(struct wschat__conn *c, const char *bytes,
   if (R(c)->held_len == 0)
     free_req(c); /* else wschat__conn_resume() feeds the input, then frees */
   c->state = WSCHAT__CONN_OPEN;
+  c->upgraded = 1;
   c->deadline_ms = 0;
   if (c->held_back) {
     c->held_back = 0;
@@ -382,8 +383,8 @@ static void after_request(struct wschat__conn *c, char *rest, size_t len) {
 }
 
 void wschat__conn_resume(struct wschat__conn *c) {
-  if (c->http == NULL || c->state == WSCHAT__CONN_HTTP)
-    return;
+  if (c->http == NULL || !c->upgraded)
+    return; /* not upgraded (an HTTP answer keeps its request to the end) */
   char *h = R(c)->held;
   size_t hl = R(c)->held_len;
   R(c)->held = NULL;
@@ -428,7 +429,7 @@ static void on_read(struct wschat__stream *s, ssize_t n, char *data) {
     else
       handshake(c, data, (size_t)n);
   } else if (c->state == WSCHAT__CONN_OPEN ||
-             (c->state == WSCHAT__CONN_CLOSING && c->http == NULL)) {
+             (c->state == WSCHAT__CONN_CLOSING && c->upgraded)) {
     feed(c, (uint8_t *)data, (size_t)n);
   }
 }

@@ -85,6 +85,7 @@ struct wschat__conn {
   uint8_t ping_out;   /* a ping is unanswered */
   uint8_t shut;       /* after the queue drains: 1 shutdown, 2 done */
   uint8_t held_back;  /* a decision is deferred: reading stopped */
+  uint8_t upgraded;   /* answered 101: the bytes are WebSocket frames */
   uint16_t doom; /* close code to apply at the next flush (1008 slow
                     consumer, 1011 out of memory); nothing more is queued */
   uint16_t end_code;    /* close code sent or received */
