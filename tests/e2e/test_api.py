@@ -16,7 +16,6 @@ disconnect, with join/leave in between and balanced.
 The binary comes from $WSCHAT_API_PROBE (meson sets it).
 """
 import asyncio
-import base64
 import os
 import re
 import signal
@@ -30,12 +29,17 @@ import time
 import pytest
 import websockets
 
+from wsutil import (QUIET, TIMEOUT, expect, next_matching, quiet, raw_upgrade,
+                    read_to_eof, recv, run_bounded)
+
 PROBE = os.environ.get("WSCHAT_API_PROBE",
                        os.path.join(os.path.dirname(__file__), "..", "..", "build", "tests", "api_probe"))
 START_RE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)/")
-TIMEOUT = 3.0      # seconds for one thing that must happen
-QUIET = 0.3        # seconds to wait when checking that nothing comes
 TEST_TIMEOUT = 20  # seconds for a whole test body
+
+
+def run(coro):
+    return run_bounded(coro, TEST_TIMEOUT)
 
 WELCOME = "* welcome, %s! you are in #%s; type /help for commands"
 HOOK_RE = re.compile(r"(connect|join|leave|disconnect|message) (\d+) (.*)")
@@ -175,32 +179,6 @@ def probe():
     p.kill()
 
 
-def run(coro):
-    async def bounded():
-        return await asyncio.wait_for(coro, TEST_TIMEOUT)
-    return asyncio.run(bounded())
-
-
-async def recv(ws, timeout=TIMEOUT):
-    return await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def expect(ws, *lines):
-    """The next messages are exactly lines, in order."""
-    for want in lines:
-        got = await recv(ws)
-        assert got == want, "expected %r, got %r" % (want, got)
-
-
-async def quiet(ws, timeout=QUIET):
-    """Nothing arrives for a while."""
-    try:
-        got = await asyncio.wait_for(ws.recv(), timeout)
-    except asyncio.TimeoutError:
-        return
-    raise AssertionError("unexpected message %r" % (got,))
-
-
 async def closed_with(ws, code, reason):
     """The server closes ws with code and reason, sending nothing before."""
     with pytest.raises(websockets.ConnectionClosed):
@@ -222,25 +200,6 @@ async def join(probe, name, room=None, path="/", headers=None, others=()):
     for o in others:
         await expect(o, "* %s joined #%s" % (name, room or "lobby"))
     return ws, cid
-
-
-def raw_upgrade(port, target, headers=""):
-    """A plain socket that sent an upgrade request for target."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
-               % (target, port, key, headers)).encode())
-    return s
-
-
-def read_to_eof(s):
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
 
 
 # ---- start and stop ----
@@ -874,16 +833,6 @@ def http(port, method, target, headers=""):
     return int(lines[0].split(" ")[1]), hdrs, body
 
 
-async def next_matching(ws, pattern, timeout=TIMEOUT):
-    """Skips messages until one fullmatches pattern; returns it."""
-    async def go():
-        while True:
-            line = await ws.recv()
-            if isinstance(line, str) and re.fullmatch(pattern, line, re.S):
-                return line
-    return await asyncio.wait_for(go(), timeout)
-
-
 async def myrooms(ws, want):
     """/myrooms answers "* myrooms A,B current=B n=2" (want: "A,B"). Join
     and leave notices before the answer are skipped: whether a client sees
@@ -1314,7 +1263,7 @@ def test_deferral_after_a_shutdown_begun_in_on_connect_is_answered_at_once(probe
     assert data.startswith(b"HTTP/1.1 503 "), data
     assert time.monotonic() - t0 < 1.0
     assert probe.proc.wait(timeout=10) == 0  # the shutdown finished by itself
-    lines = probe.finish()
+    probe.finish()
     hid = int(probe.matching(r"connect \d+ /halt-defer -")[0].split()[1])
     assert probe.hooks(hid) == ["connect %d /halt-defer -" % hid, "disconnect %d - 503" % hid]
 

@@ -18,12 +18,10 @@ The binaries come from $WSCHAT_ROLL, $WSCHAT_BOT, $WSCHAT_BRIDGE and
 $WSCHAT_AUTH (meson sets them).
 """
 import asyncio
-import base64
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,14 +29,19 @@ import time
 import pytest
 import websockets
 
+from wsutil import (TIMEOUT, expect, next_matching, quiet, raw_upgrade, recv,
+                    run_bounded)
+
 HERE = os.path.dirname(__file__)
 BUILD = os.path.join(HERE, "..", "..", "build", "examples")
 BINARIES = {name: os.environ.get("WSCHAT_" + name.upper(), os.path.join(BUILD, name))
             for name in ("roll", "bot", "bridge", "auth")}
 START_RE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)/")
-TIMEOUT = 3.0      # seconds for one thing that must happen
-QUIET = 0.3        # seconds to wait when checking that nothing comes
 TEST_TIMEOUT = 30  # seconds for a whole test body
+
+
+def run(coro):
+    return run_bounded(coro, TEST_TIMEOUT)
 WELCOME = "* welcome, %s! you are in #%s; type /help for commands"
 
 
@@ -122,54 +125,9 @@ def start():
         e.stop(signalled=True)
 
 
-def run(coro):
-    async def bounded():
-        return await asyncio.wait_for(coro, TEST_TIMEOUT)
-    return asyncio.run(bounded())
-
-
-async def recv(ws, timeout=TIMEOUT):
-    return await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def expect(ws, *lines):
-    """The next messages are exactly lines, in order."""
-    for want in lines:
-        got = await recv(ws)
-        assert got == want, "expected %r, got %r" % (want, got)
-
-
-async def next_matching(ws, pattern, timeout=TIMEOUT):
-    """Skips messages until one fullmatches pattern; returns it."""
-    async def go():
-        while True:
-            line = await ws.recv()
-            if isinstance(line, str) and re.fullmatch(pattern, line, re.S):
-                return line
-    return await asyncio.wait_for(go(), timeout)
-
-
-async def quiet(ws, timeout=QUIET):
-    try:
-        got = await asyncio.wait_for(ws.recv(), timeout)
-    except asyncio.TimeoutError:
-        return
-    raise AssertionError("unexpected message %r" % (got,))
-
-
 async def connect(url, **kw):
     kw.setdefault("open_timeout", TIMEOUT)
     return await websockets.connect(url, **kw)
-
-
-def raw_upgrade(port, target, headers=""):
-    """Sends an upgrade request on a plain socket; returns the socket."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
-               % (target, port, key, headers)).encode())
-    return s
 
 
 def read_response(s, timeout=TIMEOUT):
