@@ -16,6 +16,7 @@
 
 #include "command.h"
 #include "event.h"
+#include "grow.h"
 #include "presence.h"
 
 static int64_t wall_ms(void) {
@@ -60,14 +61,11 @@ void wschat__chat_free(struct wschat__chat *ch) {
 /* ---- events ---- */
 
 static int push_pending(struct wschat__chat *ch, struct wschat_event *ev) {
-  if (ch->npending == ch->cap_pending) {
-    size_t cap = ch->cap_pending ? ch->cap_pending * 2 : 8;
-    void *v = realloc(ch->pending, cap * sizeof(*ch->pending));
-    if (v == NULL)
-      return -1;
-    ch->pending = v;
-    ch->cap_pending = cap;
-  }
+  void *grown = wschat__grow(ch->pending, ch->npending, &ch->cap_pending,
+                             sizeof(*ch->pending), 8);
+  if (grown == NULL)
+    return -1;
+  ch->pending = grown;
   ch->pending[ch->npending++] = wschat__event_ref(ev);
   return 0;
 }
@@ -202,9 +200,8 @@ int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
   if (evs == NULL)
     return 0; /* renamed; the rooms are not told */
   for (size_t i = 0; i < n; i++) {
-    struct wschat_event *ev =
-        wschat__event_new(WSCHAT_EVENT_NICK, m->rooms[i].room->name, old,
-                          name, NULL, 0, NULL);
+    struct wschat_event *ev = wschat__event_new(
+        WSCHAT_EVENT_NICK, m->rooms[i].room->name, old, name, NULL, 0, NULL);
     if (ev == NULL)
       break;
     ev->client = m->id;
@@ -255,15 +252,14 @@ static struct wschat__room *still_in(struct wschat__chat *ch,
                                      const struct wschat__member *m,
                                      const char *name) {
   struct wschat__room *r = wschat__room_find(&ch->rooms, name);
-  return m->attached && r != NULL && wschat__member_index(m, r) >= 0 ? r
-                                                                     : NULL;
+  return m->attached && r != NULL && wschat__member_index(m, r) >= 0 ? r : NULL;
 }
 
 /* The join event of m into room r (a member now). */
 static void tell_join(struct wschat__chat *ch, struct wschat__member *m,
                       struct wschat__room *r, int flags) {
-  struct wschat_event *ev = make(WSCHAT_EVENT_JOIN, m, r->name, NULL, NULL, 0,
-                                 NULL);
+  struct wschat_event *ev =
+      make(WSCHAT_EVENT_JOIN, m, r->name, NULL, NULL, 0, NULL);
   if (ev == NULL)
     return;
   int self = (flags & WSCHAT__JOIN_TELL_SELF) != 0;
@@ -478,18 +474,15 @@ int wschat__chat_say_as(struct wschat__chat *ch, const char *room,
 
 /* ---- watchers ---- */
 
-int wschat__chat_watch(struct wschat__chat *ch, wschat_event_cb cb,
-                       void *user, uint64_t *handle) {
+int wschat__chat_watch(struct wschat__chat *ch, wschat_event_cb cb, void *user,
+                       uint64_t *handle) {
   if (cb == NULL)
     return WSCHAT_EINVAL;
-  if (ch->nwatchers == ch->cap_watchers) {
-    size_t cap = ch->cap_watchers ? ch->cap_watchers * 2 : 4;
-    void *v = realloc(ch->watchers, cap * sizeof(*ch->watchers));
-    if (v == NULL)
-      return WSCHAT_ENOMEM;
-    ch->watchers = v;
-    ch->cap_watchers = cap;
-  }
+  void *grown = wschat__grow(ch->watchers, ch->nwatchers, &ch->cap_watchers,
+                             sizeof(*ch->watchers), 4);
+  if (grown == NULL)
+    return WSCHAT_ENOMEM;
+  ch->watchers = grown;
   struct wschat__watcher *w = &ch->watchers[ch->nwatchers++];
   w->cb = cb;
   w->user = user;
@@ -513,8 +506,8 @@ int wschat__chat_unwatch(struct wschat__chat *ch, uint64_t handle) {
 /* ---- registered commands ---- */
 
 static const char *const builtin[] = {
-    "help", "nick", "join", "leave", "part", "rooms", "users",
-    "who",  "whisper", "w", "msg", "me", "quit"};
+    "help", "nick",    "join", "leave", "part", "rooms", "users",
+    "who",  "whisper", "w",    "msg",   "me",   "quit"};
 
 static int command_name_valid(const char *s, size_t len) {
   if (len == 0 || len > WSCHAT_NAME_MAX)
@@ -556,22 +549,19 @@ int wschat__chat_add_command(struct wschat__chat *ch, const char *name,
       return WSCHAT_EEXIST;
   if (wschat__chat_find_command(ch, name, strlen(name)) != NULL)
     return WSCHAT_EEXIST;
-  if (ch->ncommands == ch->cap_commands) {
-    size_t cap = ch->cap_commands ? ch->cap_commands * 2 : 4;
-    void *v = realloc(ch->commands, cap * sizeof(*ch->commands));
-    if (v == NULL)
-      return WSCHAT_ENOMEM;
-    ch->commands = v;
-    ch->cap_commands = cap;
-  }
+  void *grown = wschat__grow(ch->commands, ch->ncommands, &ch->cap_commands,
+                             sizeof(*ch->commands), 4);
+  if (grown == NULL)
+    return WSCHAT_ENOMEM;
+  ch->commands = grown;
   struct wschat__command *c = &ch->commands[ch->ncommands];
   c->help = help ? strdup(help) : NULL;
   if (help && c->help == NULL)
     return WSCHAT_ENOMEM;
   size_t i = 0;
   for (; name[i]; i++)
-    c->name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32
-                                                        : name[i]);
+    c->name[i] =
+        (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
   c->name[i] = '\0';
   c->cb = cb;
   c->user = user;

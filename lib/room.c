@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
+
 static void room_free(struct wschat__room *r) {
   free(r->members);
   free(r);
@@ -35,14 +37,11 @@ void wschat__rooms_free(struct wschat__rooms *rs) {
 }
 
 int wschat__rooms_attach(struct wschat__rooms *rs, struct wschat__member *m) {
-  if (rs->nall == rs->cap_all) {
-    size_t cap = rs->cap_all ? rs->cap_all * 2 : 64;
-    void *v = realloc(rs->all, cap * sizeof(*rs->all));
-    if (v == NULL)
-      return WSCHAT_ENOMEM;
-    rs->all = v;
-    rs->cap_all = cap;
-  }
+  void *grown =
+      wschat__grow(rs->all, rs->nall, &rs->cap_all, sizeof(*rs->all), 64);
+  if (grown == NULL)
+    return WSCHAT_ENOMEM;
+  rs->all = grown;
   m->all_idx = (uint32_t)rs->nall;
   rs->all[rs->nall++] = m;
   m->attached = 1;
@@ -89,23 +88,19 @@ int wschat__room_reap(struct wschat__rooms *rs, struct wschat__room *r) {
 }
 
 int wschat__room_add(struct wschat__room *r, struct wschat__member *m) {
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? r->cap * 2 : 4;
-    void *v = realloc(r->members, cap * sizeof(*r->members));
-    if (v == NULL)
-      return WSCHAT_ENOMEM;
-    r->members = v;
-    r->cap = cap;
-  }
+  void *grown = wschat__grow(r->members, r->n, &r->cap, sizeof(*r->members), 4);
+  if (grown == NULL)
+    return WSCHAT_ENOMEM;
+  r->members = grown;
   if (m->nrooms == m->cap_rooms) {
     if (m->cap_rooms == 0) { /* the first room lives in the member */
       m->rooms = &m->one;
       m->cap_rooms = 1;
     } else {
       uint16_t cap = (uint16_t)(m->cap_rooms * 2);
-      struct wschat__membership *v =
-          m->rooms == &m->one ? malloc(cap * sizeof(*v))
-                              : realloc(m->rooms, cap * sizeof(*v));
+      struct wschat__membership *v = m->rooms == &m->one
+                                         ? malloc(cap * sizeof(*v))
+                                         : realloc(m->rooms, cap * sizeof(*v));
       if (v == NULL)
         return WSCHAT_ENOMEM;
       if (m->rooms == &m->one)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
+
 #include "http.h"
 
 #define MAX_HEADERS 16
@@ -19,7 +21,10 @@ static int token_char(unsigned char c) {
 }
 
 static const char *const owned_by_handshake[] = {
-    "upgrade", "connection", "content-length", "transfer-encoding",
+    "upgrade",
+    "connection",
+    "content-length",
+    "transfer-encoding",
 };
 
 int wschat__headers_add(struct wschat__headers *hs, const char *name,
@@ -67,14 +72,10 @@ int wschat__routes_add(struct wschat__routes *rs, const char *path,
   for (size_t i = 0; i < rs->n; i++)
     if (strcmp(rs->v[i].path, path) == 0)
       return WSCHAT_EEXIST;
-  if (rs->n == rs->cap) {
-    size_t cap = rs->cap ? rs->cap * 2 : 4;
-    void *v = realloc(rs->v, cap * sizeof(*rs->v));
-    if (v == NULL)
-      return WSCHAT_ENOMEM;
-    rs->v = v;
-    rs->cap = cap;
-  }
+  void *grown = wschat__grow(rs->v, rs->n, &rs->cap, sizeof(*rs->v), 4);
+  if (grown == NULL)
+    return WSCHAT_ENOMEM;
+  rs->v = grown;
   char *copy = strdup(path);
   if (copy == NULL)
     return WSCHAT_ENOMEM;
@@ -101,8 +102,8 @@ static const struct wschat__route *find(const struct wschat__routes *rs,
     int exact = r->len == len && memcmp(r->path, path, len) == 0;
     int prefix = r->path[r->len - 1] == '/' && r->len <= len &&
                  memcmp(r->path, path, r->len) == 0;
-    if ((exact || prefix) && (best == NULL || r->len > best->len ||
-                              (exact && r->len == best->len)))
+    if ((exact || prefix) &&
+        (best == NULL || r->len > best->len || (exact && r->len == best->len)))
       best = r;
   }
   return best;
@@ -129,8 +130,8 @@ const char *wschat_http_query(const struct wschat_http_request *req) {
   return req->query;
 }
 
-int wschat_http_header(const struct wschat_http_request *req,
-                       const char *name, char *buf, size_t cap) {
+int wschat_http_header(const struct wschat_http_request *req, const char *name,
+                       char *buf, size_t cap) {
   if (name == NULL || (buf == NULL && cap > 0))
     return WSCHAT_EINVAL;
   int n = wschat__http_copy_header(req->http, name, buf, cap);
@@ -153,8 +154,8 @@ int wschat_http_respond(struct wschat_http_request *req, int status,
   if (req->out != NULL)
     return WSCHAT_ESTATE;
   char head[8192];
-  size_t hl = wschat__http_write_head(head, sizeof(head), status,
-                                      content_type, len, req->headers.buf);
+  size_t hl = wschat__http_write_head(head, sizeof(head), status, content_type,
+                                      len, req->headers.buf);
   if (hl == 0)
     return WSCHAT_EINVAL;
   size_t bl = req->http->is_head ? 0 : len;
@@ -185,8 +186,7 @@ static int builtin(struct wschat_http_request *req, int status,
   size_t bl = strlen(body);
   char text[512];
   snprintf(text, sizeof(text), "%s\n", body);
-  return wschat_http_respond(req, status, NULL, text, bl + 1) == 0 ? status
-                                                                  : 0;
+  return wschat_http_respond(req, status, NULL, text, bl + 1) == 0 ? status : 0;
 }
 
 int wschat__routes_serve(const struct wschat__routes *rs,
@@ -211,10 +211,10 @@ int wschat__routes_serve(const struct wschat__routes *rs,
     } else if (h->path_len == 8 && memcmp(h->path, "/healthz", 8) == 0) {
       status = builtin(&req, 200, "ok");
     } else if (h->path_len == 1 && h->path[0] == '/') {
-      status = builtin(&req,
-                       426, "this is a WebSocket chat server: connect with a "
-                            "WebSocket client (e.g. new "
-                            "WebSocket(\"ws://HOST:PORT/\"))");
+      status = builtin(&req, 426,
+                       "this is a WebSocket chat server: connect with a "
+                       "WebSocket client (e.g. new "
+                       "WebSocket(\"ws://HOST:PORT/\"))");
     } else {
       status = builtin(&req, 404, "not found");
     }
