@@ -21,13 +21,26 @@
  *              before it has been delivered, whether the server announces
  *              every join, some or none. Reports that time (form_s) and the
  *              server CPU spent on it.
+ *   rooms      N members in rooms of --room-size (the last room may be smaller),
+ *              every member sending: --rate messages/s in all, in turn
+ *              (member k % N sends the k-th message, at its intended time), so
+ *              each member sends every N/rate seconds. Every member checks the
+ *              sequence of each sender of its room.
+ *
+ * --json speaks the JSON subprotocol wschat.v1.json instead of plain text (any
+ * chat mode): the handshake offers it (and fails if the server does not echo
+ * it), messages go out as {"type":"message","text":"..."}, and a delivery is a
+ * {"type":"message",...} object whose "text" member holds the marker below.
+ * Other objects (welcome, history, join, leave, ...) count as notices.
  *
  * Each chat message is a printable 128-byte text: "M<seq:16 hex> <ts:16 hex> xxx..."
  * where ts is CLOCK_MONOTONIC ns (in rate mode: the intended send time, so a
  * stalled sender cannot hide latency). The server delivers it as
  * "[ROOM] NAME: TEXT"; every receiver checks the sequence (gaps = lost) and
  * records send-to-receive latency in a log-linear histogram (about 1.5 %
- * resolution, preallocated).
+ * resolution, preallocated). In rooms mode the top 16 bits of seq are the
+ * sender's slot in its room, the low 48 its own count. Lines a server with
+ * history replays to a joiner ("[history] ...") are counted, not delivered.
  *
  * With --server-pid the generator reads utime+stime from /proc/PID/stat at the
  * start and end of the measured window and VmRSS from /proc/PID/status, so CPU
@@ -59,6 +72,7 @@
 
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* RFC 6455 section 1.3 */
+#define JSON_PROTOCOL "wschat.v1.json"          /* docs/PROTOCOL.md section 2 */
 #define MAX_EVENTS 1024
 #define HIST_SUB 64 /* sub-buckets per power of two */
 #define HIST_EXP 40 /* up to 2^40 ns, about 18 minutes */
@@ -247,7 +261,7 @@ static int core_read(int cpu, struct corestat *cs)
 
 /* ------------------------------------------------------------ options */
 
-enum mode { M_BROADCAST, M_RATE, M_ECHO, M_IDLE, M_FORM };
+enum mode { M_BROADCAST, M_RATE, M_ECHO, M_IDLE, M_FORM, M_ROOMS };
 
 static struct {
 	enum mode mode;
@@ -263,7 +277,9 @@ static struct {
 	int room_size; /* idle mode */
 	int server_pid, server_cpu;
 	int src_addrs; /* source addresses 127.0.0.2, .3, ... (0: 16 on loopback, else 1) */
+	int json;      /* speak wschat.v1.json */
 	const char *room, *tag;
+	int room_given;
 } opt = {
 	.host = "127.0.0.1", .port = 0, .n = 100, .inflight = 16, .rate = 100,
 	.duration = 10, .warmup = 1, .drain = 10, .hold = 0, .connect_timeout = 120,
@@ -274,7 +290,7 @@ static struct {
 /* ----------------------------------------------------------- connections */
 
 enum cstate { CS_NEW, CS_CONNECTING, CS_HS, CS_OPEN, CS_CLOSED };
-enum role { R_RECV, R_SEND, R_ECHO, R_IDLE };
+enum role { R_RECV, R_SEND, R_ECHO, R_IDLE, R_MEMBER };
 
 struct buf {
 	uint8_t *p;
@@ -290,7 +306,8 @@ struct conn {
 	uint8_t frag_op;
 	struct buf out;  /* bytes not yet written */
 	uint64_t next_seq;   /* next expected sequence number */
-	uint64_t sent;       /* echo: messages sent */
+	uint64_t *slot_seq;  /* rooms: next expected sequence number of each sender in the room */
+	uint64_t sent;       /* echo, rooms: messages sent */
 	uint64_t got;        /* data messages received */
 	uint64_t barrier;    /* last barrier id seen */
 };
@@ -304,7 +321,7 @@ static size_t rcap;
 
 static struct {
 	uint64_t deliveries_window, deliveries_total, lost, reordered, proto_err,
-		server_closed, conn_failed, notices, other, pings, bytes_in;
+		server_closed, conn_failed, notices, replayed, other, pings, bytes_in;
 	int open, handshakes_done;
 	int last_close_code;
 	char last_close_reason[124];
@@ -317,7 +334,8 @@ static int lg_cpu = -1, core_ok;
 static uint64_t barrier_ns;
 static uint64_t t_window_start, t_window_end; /* 0 until set */
 static uint64_t seq_measure_from = UINT64_MAX;
-static uint64_t seq_next;   /* next seq the sender will send */
+static uint64_t seq_next;   /* next seq the sender will send (rooms: the next message of all) */
+static uint64_t rooms_sent_window; /* rooms: messages sent with an intended time in the window */
 static uint64_t last_rx_ns; /* last time any data byte arrived */
 static volatile sig_atomic_t stop_flag;
 
@@ -472,33 +490,280 @@ static int get_hex16(const uint8_t *p, uint64_t *out)
 	return 0;
 }
 
+#define JSON_MSG_HEAD "{\"type\":\"message\",\"text\":\""
+#define JSON_MSG_TAIL "\"}"
+
+/* Queue one chat line: as it is, or with --json inside a message request. The
+ * text m[0..len) has JSON_MSG_HEAD bytes of room before it, so wrapping costs
+ * no copy; it is printable ASCII without '"' or '\\', so it needs no escapes. */
+static void queue_text(struct conn *c, uint8_t *m, size_t len)
+{
+	if (!opt.json) {
+		queue_frame(c, 1, m, len);
+		return;
+	}
+	size_t hl = sizeof JSON_MSG_HEAD - 1, tl = sizeof JSON_MSG_TAIL - 1;
+	memcpy(m - hl, JSON_MSG_HEAD, hl);
+	memcpy(m + len, JSON_MSG_TAIL, tl);
+	queue_frame(c, 1, m - hl, hl + len + tl);
+}
+
 /* "M<seq> <ts> xxxx" padded to msg_size bytes, printable ASCII only. */
 static void queue_msg(struct conn *c, uint64_t seq, uint64_t ts)
 {
-	uint8_t m[4096];
+	uint8_t buf[64 + 4096], *m = buf + 32;
 	size_t len = (size_t)opt.msg_size;
 	m[0] = 'M';
 	put_hex16(m + 1, seq);
 	m[17] = ' ';
 	put_hex16(m + 18, ts);
 	memset(m + 34, 'x', len - 34);
-	queue_frame(c, 1, m, len);
+	queue_text(c, m, len);
 }
 
 static void queue_barrier(struct conn *c, uint64_t id)
 {
-	uint8_t m[17];
+	uint8_t buf[64], *m = buf + 32;
 	m[0] = 'B';
 	put_hex16(m + 1, id);
-	queue_frame(c, 1, m, sizeof m);
+	queue_text(c, m, 17);
+}
+
+/* ------------------------------------------------------ JSON (--json) */
+
+/* Just enough JSON to read the server's objects: walk the top-level members of
+ * an object, skip values (strings with their escapes, nesting by depth), and
+ * unescape one string. It does not validate; the server's output is compact,
+ * but spaces are allowed where JSON allows them. */
+
+static const uint8_t *json_ws(const uint8_t *p, const uint8_t *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* p at an opening quote; returns the byte after the closing one, or NULL. */
+static const uint8_t *json_skip_str(const uint8_t *p, const uint8_t *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* p at a value; returns the byte after it, or NULL. */
+static const uint8_t *json_skip_value(const uint8_t *p, const uint8_t *end)
+{
+	int depth = 0;
+	while (p < end) {
+		if (*p == '"') {
+			if (!(p = json_skip_str(p, end)))
+				return NULL;
+			if (!depth)
+				return p;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']') {
+			if (!depth)
+				return p; /* end of the enclosing object: a scalar ended here */
+			if (!--depth)
+				return p + 1;
+		} else if (*p == ',' && !depth)
+			return p;
+		p++;
+	}
+	return depth ? NULL : p;
+}
+
+static size_t utf8_put(uint8_t *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (uint8_t)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (uint8_t)(0xc0 | cp >> 6);
+		o[1] = (uint8_t)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (uint8_t)(0xe0 | cp >> 12);
+		o[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+		o[2] = (uint8_t)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (uint8_t)(0xf0 | cp >> 18);
+	o[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
+	o[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+	o[3] = (uint8_t)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+static int hex4(const uint8_t *p, uint32_t *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		uint8_t ch = p[i];
+		unsigned d = ch >= '0' && ch <= '9' ? ch - '0' + 0u
+			   : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10u
+			   : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10u : 16u;
+		if (d > 15)
+			return -1;
+		*v = *v << 4 | d;
+	}
+	return 0;
+}
+
+/* The string at p (its opening quote), unescaped. Without escapes *s points
+ * into p (no copy); otherwise into out (cap bytes). Returns the byte after the
+ * closing quote, or NULL if it is malformed, unterminated or does not fit. */
+static const uint8_t *json_string(const uint8_t *p, const uint8_t *end, uint8_t *out, size_t cap,
+				  const uint8_t **s, size_t *sl)
+{
+	p++;
+	const uint8_t *q = memchr(p, '"', (size_t)(end - p));
+	if (!q)
+		return NULL;
+	if (!memchr(p, '\\', (size_t)(q - p))) { /* the usual case: nothing to unescape */
+		*s = p;
+		*sl = (size_t)(q - p);
+		return q + 1;
+	}
+	q = memchr(p, '\\', (size_t)(q - p));
+	size_t n = (size_t)(q - p);
+	if (n > cap)
+		return NULL;
+	memcpy(out, p, n);
+	for (p = q; p < end && *p != '"'; p++) {
+		if (cap - n < 4)
+			return NULL;
+		if (*p != '\\') {
+			out[n++] = *p;
+			continue;
+		}
+		if (++p >= end)
+			return NULL;
+		uint32_t cp;
+		switch (*p) {
+		case '"': case '\\': case '/': out[n++] = *p; break;
+		case 'b': out[n++] = '\b'; break;
+		case 'f': out[n++] = '\f'; break;
+		case 'n': out[n++] = '\n'; break;
+		case 'r': out[n++] = '\r'; break;
+		case 't': out[n++] = '\t'; break;
+		case 'u':
+			if (end - p < 5 || hex4(p + 1, &cp))
+				return NULL;
+			p += 4;
+			if (cp >= 0xd800 && cp < 0xdc00) { /* a surrogate pair */
+				uint32_t lo;
+				if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, &lo) || lo < 0xdc00 || lo > 0xdfff)
+					return NULL;
+				p += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			}
+			n += utf8_put(out + n, cp);
+			break;
+		default:
+			return NULL;
+		}
+	}
+	if (p >= end)
+		return NULL;
+	*s = out;
+	*sl = n;
+	return p + 1;
+}
+
+/* A server object: its "type" (into type, at most 15 bytes) and, for a message,
+ * its "text" (*t, *tl; see json_string for out). Returns 0, or -1 if it is not
+ * an object we can read. */
+static int json_object(const uint8_t *p, size_t len, char type[16], uint8_t *out, size_t cap, const uint8_t **t,
+		       size_t *tl)
+{
+	const uint8_t *end = p + len;
+	type[0] = 0;
+	*t = NULL;
+	*tl = 0;
+	p = json_ws(p, end);
+	if (p >= end || *p++ != '{')
+		return -1;
+	for (;;) {
+		p = json_ws(p, end);
+		if (p < end && *p == '}')
+			return type[0] ? 0 : -1;
+		if (p >= end || *p != '"')
+			return -1;
+		const uint8_t *k = p + 1, *ke = json_skip_str(p, end);
+		if (!ke)
+			return -1;
+		size_t kl = (size_t)(ke - 1 - k);
+		p = json_ws(ke, end);
+		if (p >= end || *p++ != ':')
+			return -1;
+		p = json_ws(p, end);
+		if (p >= end)
+			return -1;
+		if (*p == '"' && kl == 4 && !memcmp(k, "type", 4)) {
+			const uint8_t *v, *ve = json_skip_str(p, end);
+			if (!ve || (size_t)(ve - p - 2) >= 16)
+				return -1;
+			v = p + 1;
+			memcpy(type, v, (size_t)(ve - 1 - v));
+			type[ve - 1 - v] = 0;
+			p = ve;
+		} else if (*p == '"' && kl == 4 && !memcmp(k, "text", 4)) {
+			if (!(p = json_string(p, end, out, cap, t, tl)))
+				return -1;
+		} else if (!(p = json_skip_value(p, end)))
+			return -1;
+		p = json_ws(p, end);
+		if (p < end && *p == ',')
+			p++;
+		else if (p >= end || *p != '}')
+			return -1;
+	}
 }
 
 /* ------------------------------------------------------ message handling */
 
 static void on_data_msg(struct conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
-	/* Chat servers deliver "[ROOM] NAME: TEXT"; echo servers return TEXT. */
-	if (opt.mode != M_ECHO) {
+	uint8_t unesc[4096];
+	/* Chat servers deliver "[ROOM] NAME: TEXT" (--json: a message object);
+	 * echo servers return TEXT. */
+	if (opt.json) {
+		char type[16];
+		const uint8_t *t;
+		size_t tl;
+		if (json_object(p, len, type, unesc, sizeof unesc, &t, &tl)) {
+			st.other++;
+			set_err("conn %d: unreadable JSON from the server: %.*s", c->idx, (int)(len > 100 ? 100 : len),
+				(const char *)p);
+			return;
+		}
+		if (!strcmp(type, "error")) {
+			st.notices++;
+			set_err("server error object on conn %d: %.*s", c->idx, (int)(len > 100 ? 100 : len), (const char *)p);
+			return;
+		}
+		if (strcmp(type, "message") || !t) {
+			st.notices++; /* welcome, history, join, leave, typing, ... */
+			return;
+		}
+		p = t;
+		len = tl;
+	} else if (opt.mode != M_ECHO) {
+		if (len >= 10 && !memcmp(p, "[history] ", 10)) {
+			st.replayed++;
+			return;
+		}
 		if (len >= 2 && p[0] == '*' && p[1] == ' ') {
 			st.notices++;
 			return;
@@ -531,15 +796,26 @@ static void on_data_msg(struct conn *c, const uint8_t *p, size_t len, uint64_t n
 	st.deliveries_total++;
 	if (t_window_start && now >= t_window_start)
 		st.deliveries_window++;
-	if (seq == c->next_seq) {
-		c->next_seq++;
-	} else if (seq > c->next_seq) {
-		st.lost += seq - c->next_seq;
-		c->next_seq = seq + 1;
+	uint64_t *next = &c->next_seq;
+	if (opt.mode == M_ROOMS) { /* one sequence per sender of the room */
+		uint64_t slot = seq >> 48;
+		if (!c->slot_seq || slot >= (uint64_t)opt.room_size) {
+			st.other++;
+			return;
+		}
+		next = &c->slot_seq[slot];
+		seq &= (1ull << 48) - 1;
+	}
+	if (seq == *next) {
+		(*next)++;
+	} else if (seq > *next) {
+		st.lost += seq - *next;
+		*next = seq + 1;
 	} else {
 		st.reordered++;
 	}
-	if (seq >= seq_measure_from && now >= ts)
+	if (opt.mode == M_ROOMS ? t_window_start && ts >= t_window_start && now >= ts
+				: seq >= seq_measure_from && now >= ts)
 		hist_add(&lat, now - ts);
 	if (opt.mode == M_ECHO) {
 		/* keep K in flight per connection */
@@ -705,7 +981,7 @@ static ssize_t parse_handshake(struct conn *c, const uint8_t *p, size_t len)
 		set_err("conn %d: handshake refused: %.*s", c->idx, (int)(eol ? eol - p : 40), (const char *)p);
 		return -1;
 	}
-	int ok_accept = 0, ok_upgrade = 0;
+	int ok_accept = 0, ok_upgrade = 0, ok_proto = !opt.json;
 	const char *line = (const char *)p;
 	const char *hend = (const char *)end;
 	while (line < hend) {
@@ -724,11 +1000,25 @@ static ssize_t parse_handshake(struct conn *c, const uint8_t *p, size_t len)
 			while (*v == ' ')
 				v++;
 			ok_upgrade = !strncasecmp(v, "websocket", 9);
+		} else if (ll > 23 && !strncasecmp(line, "sec-websocket-protocol:", 23)) {
+			const char *v = line + 23;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			size_t vl = (size_t)(eol - v);
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			ok_proto = vl == strlen(JSON_PROTOCOL) && !memcmp(v, JSON_PROTOCOL, vl);
 		}
 		line = eol + 2;
 	}
 	if (!ok_accept || !ok_upgrade) {
 		set_err("conn %d: bad 101 (accept ok %d, upgrade ok %d)", c->idx, ok_accept, ok_upgrade);
+		st.proto_err++;
+		return -1;
+	}
+	if (!ok_proto) {
+		set_err("conn %d: the server did not accept the subprotocol " JSON_PROTOCOL
+			" (a server without it answers in plain text)", c->idx);
 		st.proto_err++;
 		return -1;
 	}
@@ -809,14 +1099,18 @@ static void request_text(struct conn *c, char *out, size_t cap)
 		snprintf(name, sizeof name, "i%s%d", opt.tag, c->idx);
 		snprintf(room, sizeof room, "%s%d", opt.room, c->idx / (opt.room_size > 0 ? opt.room_size : 1));
 		break;
+	case R_MEMBER: /* rooms: r0000, r0001, ... (--room: that prefix) */
+		snprintf(name, sizeof name, "m%s%d", opt.tag, c->idx);
+		snprintf(room, sizeof room, "%s%04d", opt.room_given ? opt.room : "r", c->idx / opt.room_size);
+		break;
 	default:
 		snprintf(name, sizeof name, "%c%s%d", c->role == R_ECHO ? 'e' : 'r', opt.tag, c->idx);
 		snprintf(room, sizeof room, "%s", opt.room);
 	}
 	snprintf(out, cap,
 		 "GET /?name=%s&room=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-		 "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		 name, room, opt.host, opt.port);
+		 "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+		 name, room, opt.host, opt.port, opt.json ? "Sec-WebSocket-Protocol: " JSON_PROTOCOL "\r\n" : "");
 }
 
 static struct sockaddr_in srv_addr;
@@ -875,11 +1169,21 @@ static void conn_writable(struct conn *c)
 	conn_flush(c);
 }
 
-/* One turn of the loop; timeout in ms. */
-static void loop_once(int timeout_ms)
+/* One turn of the loop; timeout in microseconds (rooms mode paces its sends
+ * 100 us apart; epoll_wait's milliseconds would bunch them). */
+static void loop_once_us(int64_t timeout_us)
 {
 	static struct epoll_event evs[MAX_EVENTS];
-	int n = epoll_wait(ep, evs, MAX_EVENTS, timeout_ms);
+	static int no_pwait2;
+	int n = -1;
+	if (!no_pwait2) {
+		struct timespec ts = {.tv_sec = timeout_us / 1000000, .tv_nsec = timeout_us % 1000000 * 1000};
+		n = epoll_pwait2(ep, evs, MAX_EVENTS, &ts, NULL);
+		if (n < 0 && errno == ENOSYS)
+			no_pwait2 = 1; /* kernel before 5.11: whole milliseconds, rounded up */
+	}
+	if (no_pwait2)
+		n = epoll_wait(ep, evs, MAX_EVENTS, (int)((timeout_us + 999) / 1000));
 	if (n < 0) {
 		if (errno == EINTR)
 			return;
@@ -895,6 +1199,11 @@ static void loop_once(int timeout_ms)
 		if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			conn_readable(c, now);
 	}
+}
+
+static void loop_once(int timeout_ms)
+{
+	loop_once_us((int64_t)timeout_ms * 1000);
 }
 
 /* Open every connection in batches; true when all are open. */
@@ -942,13 +1251,24 @@ static int ramp(double timeout_s)
 	}
 }
 
-/* Sender sends barrier id; wait until every open member has seen it. */
+/* The sender (rooms: one open member of each room) sends barrier id; wait
+ * until every open member has seen it. */
 static int barrier(uint64_t id, double timeout_s)
 {
 	uint64_t deadline = now_ns() + (uint64_t)(timeout_s * 1e9);
-	queue_barrier(sender, id);
-	if (conn_flush(sender) < 0)
-		return 0;
+	if (opt.mode == M_ROOMS) {
+		for (int r = 0; r < nconns; r += opt.room_size)
+			for (int i = r; i < nconns && i < r + opt.room_size; i++)
+				if (conns[i].state == CS_OPEN) {
+					queue_barrier(&conns[i], id);
+					conn_flush(&conns[i]);
+					break;
+				}
+	} else {
+		queue_barrier(sender, id);
+		if (conn_flush(sender) < 0)
+			return 0;
+	}
 	for (;;) {
 		int ok = 1;
 		for (int i = 0; i < nconns; i++)
@@ -958,12 +1278,28 @@ static int barrier(uint64_t id, double timeout_s)
 			}
 		if (ok)
 			return 1;
-		if (now_ns() > deadline || sender->state != CS_OPEN || stop_flag) {
+		if (now_ns() > deadline || (sender && sender->state != CS_OPEN) || stop_flag) {
 			set_err("barrier %" PRIu64 " not seen by everyone within %.0f s", id, timeout_s);
 			return 0;
 		}
 		loop_once(10);
 	}
+}
+
+/* rooms: how many of the messages its room's members sent c has not seen;
+ * adds how many it should see to *expected if given. */
+static uint64_t rooms_missing(const struct conn *c, uint64_t *expected)
+{
+	int r0 = c->idx / opt.room_size * opt.room_size;
+	uint64_t miss = 0;
+	for (int i = r0; i < nconns && i < r0 + opt.room_size; i++) {
+		uint64_t want = conns[i].sent, have = c->slot_seq[i - r0];
+		if (expected)
+			*expected += want;
+		if (have < want)
+			miss += want - have;
+	}
+	return miss;
 }
 
 static void on_signal(int sig)
@@ -976,7 +1312,7 @@ static void on_signal(int sig)
 
 static const char *mode_name(void)
 {
-	static const char *names[] = {"broadcast", "rate", "echo", "idle", "form"};
+	static const char *names[] = {"broadcast", "rate", "echo", "idle", "form", "rooms"};
 	return names[opt.mode];
 }
 
@@ -1000,8 +1336,17 @@ static void report(int ok, uint64_t ramp_ns, int64_t cpu0, int64_t cpu1, int64_t
 {
 	double win = t_window_end > t_window_start ? (double)(t_window_end - t_window_start) / 1e9 : 0;
 	double cpu = (cpu0 >= 0 && cpu1 >= 0) ? (double)(cpu1 - cpu0) / 1e9 : -1;
-	printf("{\"mode\":\"%s\",\"ok\":%s,\"n\":%d,\"inflight\":%d,\"rate\":%.0f,\"msg_size\":%d,", mode_name(),
-	       ok ? "true" : "false", opt.n, opt.inflight, opt.rate, opt.msg_size);
+	printf("{\"mode\":\"%s\",\"ok\":%s,\"n\":%d,\"inflight\":%d,\"rate\":%.0f,\"msg_size\":%d,\"json\":%s,", mode_name(),
+	       ok ? "true" : "false", opt.n, opt.inflight, opt.rate, opt.msg_size, opt.json ? "true" : "false");
+	if (opt.mode == M_ROOMS) {
+		/* messages, each counted once: sent with an intended time inside the
+		 * sending window, and delivered (deliveries / members per room) */
+		double sw = (double)opt.duration;
+		printf("\"room_size\":%d,\"rooms\":%d,\"msgs_sent_window\":%" PRIu64 ",\"msgs_sent_per_s\":%.0f,"
+		       "\"msgs_per_s\":%.0f,",
+		       opt.room_size, (opt.n + opt.room_size - 1) / opt.room_size, rooms_sent_window,
+		       (double)rooms_sent_window / sw, win > 0 ? (double)st.deliveries_window / opt.room_size / win : 0);
+	}
 	printf("\"open\":%d,\"conn_failed\":%" PRIu64 ",\"ramp_s\":%.3f,\"barrier_s\":%.3f,", st.open, st.conn_failed,
 	       (double)ramp_ns / 1e9, (double)barrier_ns / 1e9);
 	printf("\"sent\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"deliveries\":%" PRIu64 ",\"deliveries_total\":%" PRIu64 ",",
@@ -1027,8 +1372,9 @@ static void report(int ok, uint64_t ramp_ns, int64_t cpu0, int64_t cpu1, int64_t
 	       lat.n ? (double)lat.sum / (double)lat.n / 1e3 : 0);
 	printf("\"lost\":%" PRIu64 ",\"reordered\":%" PRIu64 ",\"proto_errors\":%" PRIu64 ",\"server_closed\":%" PRIu64 ",",
 	       st.lost, st.reordered, st.proto_err, st.server_closed);
-	printf("\"last_close_code\":%d,\"notices\":%" PRIu64 ",\"other_msgs\":%" PRIu64 ",\"pings\":%" PRIu64 ",",
-	       st.last_close_code, st.notices, st.other, st.pings);
+	printf("\"last_close_code\":%d,\"notices\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"other_msgs\":%" PRIu64
+	       ",\"pings\":%" PRIu64 ",",
+	       st.last_close_code, st.notices, st.replayed, st.other, st.pings);
 	printf("\"rss_before_kb\":%" PRId64 ",\"rss_kb\":%" PRId64 ",", rss0, rss1);
 	if (opt.mode == M_FORM)
 		printf("\"form_s\":%.3f,", win);
@@ -1045,13 +1391,13 @@ static void report(int ok, uint64_t ramp_ns, int64_t cpu0, int64_t cpu1, int64_t
 static void usage(void)
 {
 	fputs("usage: loadgen MODE --port P [options]\n"
-	      "  MODE: broadcast | rate | echo | idle | form\n"
+	      "  MODE: broadcast | rate | echo | idle | form | rooms\n"
 	      "  --host H           server address (127.0.0.1)\n"
 	      "  --port P           server port\n"
-	      "  -n, --conns N      receivers (broadcast/rate), connections (echo/idle),\n"
+	      "  -n, --conns N      receivers (broadcast/rate), connections (echo/idle/rooms),\n"
 	      "                     members of the one room, the sender included (form)\n"
 	      "  -k, --inflight K   messages in flight (broadcast: sender; echo: per conn) [16]\n"
-	      "  --rate R           rate mode: messages/s offered by the sender [100]\n"
+	      "  --rate R           rate: messages/s offered by the sender; rooms: by all members [100]\n"
 	      "  -d, --duration S   measured seconds [10]\n"
 	      "  --warmup S         unmeasured seconds before the window [1]\n"
 	      "  --drain S          max seconds to wait for stragglers after sending stops [10]\n"
@@ -1059,8 +1405,9 @@ static void usage(void)
 	      "  --batch N          concurrent connection attempts [256]\n"
 	      "  --hs-timeout S     bound on one connect + handshake attempt [30]\n"
 	      "  --msg-size B       text payload bytes, >= 40 [128]\n"
-	      "  --room NAME        room (idle: prefix) [bench]\n"
-	      "  --room-size N      idle: connections per room [100]\n"
+	      "  --room NAME        room (idle, rooms: prefix) [bench; rooms: r, as in r0042]\n"
+	      "  --room-size N      idle, rooms: connections per room [100]\n"
+	      "  --json             speak the JSON subprotocol " JSON_PROTOCOL " (not in echo)\n"
 	      "  --hold S           idle: hold after reporting (SIGUSR1/SIGTERM ends it) [0]\n"
 	      "  --settle S         idle: quiet time before reading RSS [1]\n"
 	      "  --server-pid PID   read CPU and RSS of this process from /proc\n"
@@ -1079,7 +1426,8 @@ int main(int argc, char **argv)
 		{"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'}, {"drain", 1, 0, 'D'},
 		{"connect-timeout", 1, 0, 'T'}, {"batch", 1, 0, 'b'}, {"msg-size", 1, 0, 's'},
 		{"room", 1, 0, 'R'}, {"room-size", 1, 0, 'g'}, {"hold", 1, 0, 'h'}, {"settle", 1, 0, 'S'},
-		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'},
+		{"json", 0, 0, 'J'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
 	};
 	if (argc < 2)
 		usage();
@@ -1094,6 +1442,8 @@ int main(int argc, char **argv)
 		opt.mode = M_IDLE;
 	else if (!strcmp(m, "form"))
 		opt.mode = M_FORM;
+	else if (!strcmp(m, "rooms"))
+		opt.mode = M_ROOMS;
 	else
 		usage();
 	optind = 2;
@@ -1111,7 +1461,7 @@ int main(int argc, char **argv)
 		case 'T': opt.connect_timeout = atof(optarg); break;
 		case 'b': opt.batch = atoi(optarg); break;
 		case 's': opt.msg_size = atoi(optarg); break;
-		case 'R': opt.room = optarg; break;
+		case 'R': opt.room = optarg; opt.room_given = 1; break;
 		case 'g': opt.room_size = atoi(optarg); break;
 		case 'h': opt.hold = atof(optarg); break;
 		case 'S': opt.settle = atof(optarg); break;
@@ -1120,6 +1470,7 @@ int main(int argc, char **argv)
 		case 'C': opt.server_cpu = atoi(optarg); break;
 		case 't': opt.tag = optarg; break;
 		case 'A': opt.src_addrs = atoi(optarg); break;
+		case 'J': opt.json = 1; break;
 		case 'v': verbose = 1; break;
 		default: usage();
 		}
@@ -1127,6 +1478,10 @@ int main(int argc, char **argv)
 	if (opt.port <= 0 || opt.n <= 0 || opt.inflight <= 0 || opt.msg_size < 40 || opt.msg_size > 4000 ||
 	    opt.batch <= 0 || opt.rate <= 0 || opt.duration <= 0)
 		usage();
+	if (opt.json && opt.mode == M_ECHO)
+		die("--json: echo servers speak no subprotocol");
+	if (opt.mode == M_ROOMS && (opt.room_size <= 0 || opt.room_size > 65535))
+		die("rooms: --room-size must be 1..65535 (the slot is 16 bits of the sequence)");
 	clk_tck = sysconf(_SC_CLK_TCK);
 	cpu_set_t set;
 	CPU_ZERO(&set);
@@ -1165,7 +1520,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nconns; i++) {
 		conns[i].fd = -1;
 		conns[i].idx = i;
-		conns[i].role = opt.mode == M_ECHO ? R_ECHO : opt.mode == M_IDLE ? R_IDLE : R_RECV;
+		conns[i].role = opt.mode == M_ECHO ? R_ECHO : opt.mode == M_IDLE ? R_IDLE : opt.mode == M_ROOMS ? R_MEMBER : R_RECV;
+		if (opt.mode == M_ROOMS && !(conns[i].slot_seq = calloc((size_t)opt.room_size, sizeof(uint64_t))))
+			die("out of memory");
 	}
 	if (has_sender) {
 		sender = &conns[nconns - 1];
@@ -1198,7 +1555,7 @@ int main(int argc, char **argv)
 			loop_once(100);
 		goto out;
 	}
-	if (ok && has_sender) {
+	if (ok && (has_sender || opt.mode == M_ROOMS)) {
 		/* all join notices are delivered once everyone has seen this barrier */
 		uint64_t tb = now_ns();
 		ok = barrier(1, opt.connect_timeout);
@@ -1242,7 +1599,7 @@ int main(int argc, char **argv)
 			conn_flush(c);
 		}
 		seq_measure_from = 0; /* echo: measured by time below */
-	} else { /* rate */
+	} else { /* rate, rooms */
 		t_window_start = ws;
 	}
 
@@ -1265,6 +1622,29 @@ int main(int argc, char **argv)
 		if (now >= we)
 			break;
 		int timeout = 0;
+		if (opt.mode == M_ROOMS) {
+			/* the k-th message is member k % N's, due at rate_t0 + k * period;
+			 * each goes out at once, in its own send, as a client's would */
+			uint64_t due = (now - rate_t0) / period + 1;
+			for (; seq_next < due; seq_next++) {
+				struct conn *m = &conns[seq_next % (uint64_t)nconns];
+				uint64_t at = rate_t0 + seq_next * period;
+				if (m->state != CS_OPEN)
+					continue;
+				queue_msg(m, (uint64_t)(m->idx % opt.room_size) << 48 | m->sent++, at);
+				conn_flush(m);
+				if (at >= ws && at < we)
+					rooms_sent_window++;
+			}
+			uint64_t next = rate_t0 + seq_next * period;
+			int64_t us = next > now ? (int64_t)((next - now) / 1000) : 0;
+			if (us > 100000)
+				us = 100000;
+			if (st.open == 0)
+				break;
+			loop_once_us(us);
+			continue;
+		}
 		if (opt.mode == M_RATE) {
 			uint64_t due = (now - rate_t0) / period + 1;
 			if (sender->state == CS_OPEN) {
@@ -1294,6 +1674,11 @@ int main(int argc, char **argv)
 	/* stop sending; drain what is in flight */
 	t_window_end = now_ns(); /* stops new sends in on_data_msg; real end set below */
 	sent = opt.mode == M_ECHO ? 0 : seq_next;
+	if (opt.mode == M_ROOMS) {
+		sent = 0;
+		for (int i = 0; i < nconns; i++)
+			sent += conns[i].sent;
+	}
 	uint64_t drain_deadline = now_ns() + (uint64_t)(opt.drain * 1e9);
 	uint64_t last_delivery = t_window_end;
 	for (;;) {
@@ -1302,7 +1687,8 @@ int main(int argc, char **argv)
 			struct conn *c = &conns[i];
 			if (c->state != CS_OPEN)
 				continue;
-			if (opt.mode == M_ECHO ? c->next_seq < c->sent : c->next_seq < seq_next)
+			if (opt.mode == M_ROOMS ? rooms_missing(c, NULL) > 0
+			    : opt.mode == M_ECHO ? c->next_seq < c->sent : c->next_seq < seq_next)
 				done = 0;
 		}
 		if (done || now_ns() > drain_deadline || st.open == 0)
@@ -1320,6 +1706,10 @@ int main(int argc, char **argv)
 	/* whatever did not arrive is lost (closed connections included) */
 	for (int i = 0; i < nconns; i++) {
 		struct conn *c = &conns[i];
+		if (opt.mode == M_ROOMS) {
+			st.lost += rooms_missing(c, &expected);
+			continue;
+		}
 		uint64_t want = opt.mode == M_ECHO ? c->sent : seq_next;
 		if (opt.mode == M_ECHO)
 			expected += c->sent;
@@ -1333,9 +1723,11 @@ int main(int argc, char **argv)
 	ok = st.conn_failed == 0 && st.proto_err == 0 && st.server_closed == 0;
 	report(ok, ramp_ns, cpu0, cpu1, rss0, rss1, self0, self1, sent, expected);
 out:
-	for (int i = 0; i < nconns; i++)
+	for (int i = 0; i < nconns; i++) {
 		if (conns[i].fd >= 0)
 			conn_close(&conns[i], 0);
+		free(conns[i].slot_seq);
+	}
 	free(conns);
 	free(rbuf);
 	close(ep);
