@@ -12,10 +12,9 @@ import asyncio
 import json
 
 import pytest
-import websockets
 
-from chatclient import Clients, run
-from jsonclient import (KEYS, SUBPROTOCOL, Pool, as_text_line, check_event, json_url, open_json_ws,
+from chatclient import run
+from jsonclient import (SUBPROTOCOL, Pool, as_text_line, check_event, json_url, open_json_ws,
                         parse)
 
 
@@ -101,7 +100,7 @@ def test_message_round_trip_shape_and_one_rendering(srv):
             await a.send({"type": "message", "text": "hi bob"})
             ea = check_event(await a.recv_obj(), "message", room="dev", **{"from": "alice"}, text="hi bob")
             ra = a.last_raw
-            eb = await b.recv_obj()
+            await b.recv_obj()
             assert b.last_raw == ra, "one rendering for every recipient: %r vs %r" % (b.last_raw, ra)
             assert ea["id"] > b.join_ev["id"]
             assert ra == json.dumps(ea, separators=(",", ":")), "not compact: %r" % ra
