@@ -45,6 +45,17 @@ static const struct flag flags[] = {
     {"--quiet-room", "N", "500",
      "rooms above N members do not announce each join and leave (0: always "
      "announce)"},
+    {"--history", "PATH", "wschat.db",
+     "keep room history in this SQLite file (created if missing)"},
+    {"--no-history", NULL, "off", "keep no history"},
+    {"--history-replay", "N", "50",
+     "events of a room replayed to a client that joins it (0-10000)"},
+    {"--history-flush-ms", "MS", "100",
+     "commit history this often (a crash loses at most this much)"},
+    {"--history-sync", "MODE", "normal",
+     "full: each message is on disk before anyone receives it"},
+    {"--history-max-per-room", "N", "10000",
+     "events kept per room (older ones are pruned)"},
     {"--help", NULL, NULL, "show this help and exit"},
     {"--version", NULL, NULL, "show the version and exit"},
 };
@@ -136,6 +147,8 @@ int main(int argc, char **argv) {
     enum wschat_option opt;
   } opts[16] = {{0}};
   int nopts = 0, echo = 0;
+  struct wschat_history_options hist = {.path = "wschat.db"};
+  int history = 1;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
@@ -173,6 +186,29 @@ int main(int argc, char **argv) {
       echo = 1;
     } else if (strcmp(name, "--host") == 0) {
       host = val;
+    } else if (strcmp(name, "--history") == 0) {
+      if (val[0] == '\0')
+        return fail("--history needs a file name%s%s", "", "");
+      hist.path = val;
+      history = 1;
+    } else if (strcmp(name, "--no-history") == 0) {
+      history = 0;
+    } else if (strcmp(name, "--history-flush-ms") == 0) {
+      if (parse_int(val, 1, 60000, &v) != 0)
+        return fail("invalid --history-flush-ms %s (expected 1-60000)%s", val,
+                    "");
+      hist.flush_ms = (unsigned)v;
+    } else if (strcmp(name, "--history-sync") == 0) {
+      if (strcmp(val, "full") != 0 && strcmp(val, "normal") != 0)
+        return fail("invalid --history-sync %s (expected full or normal)%s",
+                    val, "");
+      hist.sync_full = strcmp(val, "full") == 0;
+    } else if (strcmp(name, "--history-max-per-room") == 0) {
+      if (parse_int(val, 1, LLONG_MAX, &v) != 0)
+        return fail("invalid --history-max-per-room %s (expected a number "
+                    "from 1)%s",
+                    val, "");
+      hist.max_per_room = (size_t)v;
     } else if (strcmp(name, "--port") == 0) {
       if (parse_int(val, 0, 65535, &port) != 0)
         return fail("invalid --port %s (expected 0-65535)%s", val, "");
@@ -182,6 +218,8 @@ int main(int argc, char **argv) {
       long long lo = 1;
       if (strcmp(name, "--max-rooms") == 0)
         opt = WSCHAT_OPT_MAX_ROOMS, seconds = 0;
+      else if (strcmp(name, "--history-replay") == 0)
+        opt = WSCHAT_OPT_HISTORY_REPLAY, seconds = 0, lo = 0;
       else if (strcmp(name, "--quiet-room") == 0)
         opt = WSCHAT_OPT_QUIET_ROOM, seconds = 0, lo = 0;
       else if (strcmp(name, "--max-message") == 0)
@@ -230,6 +268,16 @@ int main(int argc, char **argv) {
       wschat_server_free(cli.srv);
       return 2;
     }
+  if (history && !echo &&
+      (r = wschat_server_open_history(cli.srv, &hist)) != 0) {
+    /* The store said why on stderr. The chat is worth more than its
+     * history: it runs without, and says so. */
+    fprintf(stderr,
+            "chat-cli: running WITHOUT history: %s: %s (give each server "
+            "its own --history PATH, or --no-history)\n",
+            hist.path, wschat_strerror(r));
+    history = 0;
+  }
   r = wschat_server_listen(cli.srv, host, (int)port);
   if (r != 0) {
     fprintf(stderr, "chat-cli: cannot listen on %s port %lld: %s\n", host,
@@ -251,6 +299,15 @@ int main(int argc, char **argv) {
          host, wschat_server_port(cli.srv));
   fflush(stdout);
   r = wschat_server_run(cli.srv);
+  struct wschat_history_stats st;
+  if (history && !echo && wschat_server_history_stats(cli.srv, &st) == 0)
+    fprintf(stderr,
+            "history: appended=%llu written=%llu dropped=%llu "
+            "write_errors=%llu queue_peak=%zu commits=%llu\n",
+            (unsigned long long)st.appended, (unsigned long long)st.written,
+            (unsigned long long)st.dropped,
+            (unsigned long long)st.write_errors, st.queue_peak,
+            (unsigned long long)st.commits);
   wschat_server_free(cli.srv);
   return r == 0 ? 0 : 1;
 }

@@ -83,6 +83,7 @@ enum wschat_error {
   WSCHAT_ENOMEM = -20,      /* out of memory */
   WSCHAT_EIO = -21,         /* a libuv or socket error (see the log line) */
   WSCHAT_EADDR = -22,       /* the address could not be resolved or bound */
+  WSCHAT_ENOHISTORY = -23,  /* the server keeps no history */
 };
 
 /* Returns a static English description of an error code; never NULL. */
@@ -124,6 +125,9 @@ enum wschat_option {
                                        to every member (the joiner still
                                        sees its own); 0: always announce;
                                        default 500 */
+  WSCHAT_OPT_HISTORY_REPLAY,        /* with a history store: the last
+                                       events of a room a joiner gets
+                                       (0-10,000); default 50 */
 };
 
 /*
@@ -376,6 +380,158 @@ WSCHAT_EXTERN const char *wschat_event_text(const struct wschat_event *ev,
                                             size_t *len);
 /* LEAVE: the reason ("/quit REASON", a kick's reason) or NULL. */
 WSCHAT_EXTERN const char *wschat_event_reason(const struct wschat_event *ev);
+
+/* ---------------------------------------------------------------------- */
+/* History: the store of room events (lines, /me, joins, leaves, renames;
+ * never whispers or notices). With a store, event ids come from it (so
+ * they never repeat, across restarts and crashes), every room event is
+ * appended before it is delivered, a joiner gets the room's last events
+ * (WSCHAT_OPT_HISTORY_REPLAY) before live traffic, and clients may ask for
+ * more (/history, the JSON "history" request, recovery with ?since=). The
+ * built-in store is SQLite; an application may plug in its own. */
+
+/* What wschat_server_open_history() opens. */
+struct wschat_history_options {
+  const char *path;    /* the SQLite file, created if missing; copied */
+  unsigned flush_ms;   /* appends are committed every flush_ms (0: 100):
+                          a crash loses at most the last flush_ms */
+  int sync_full;       /* 1: each append is durable before the event is
+                          delivered (slower; nothing delivered is lost) */
+  size_t max_per_room; /* rows kept per room (0: 10,000; SIZE_MAX: all) */
+};
+
+/*
+ * Opens (or creates) the built-in SQLite store at opt->path for srv: WAL
+ * mode, writes batched off the loop thread. One process per file: a file
+ * another process holds is refused after two seconds. Before
+ * wschat_server_listen() only (ids come from the store from the first
+ * event on). Loop thread; waits on disk. The server owns the store and
+ * closes it at shutdown (everything accepted is written) or in
+ * wschat_server_free().
+ * Returns 0, WSCHAT_EINVAL (no path), WSCHAT_ESTATE (listening, or a
+ * store is set already), WSCHAT_ENOMEM or WSCHAT_EIO (the file cannot be
+ * opened, created or written, or is in use: a line on stderr says why).
+ */
+WSCHAT_EXTERN int
+wschat_server_open_history(struct wschat_server *srv,
+                           const struct wschat_history_options *opt);
+
+/* Counters of the store since it was opened (the built-in store's; a
+ * custom store reports zeros). */
+struct wschat_history_stats {
+  uint64_t appended;     /* events accepted for writing */
+  uint64_t written;      /* rows committed */
+  uint64_t dropped;      /* refused: the writer's queue was full */
+  uint64_t write_errors; /* failed inserts or commits */
+  uint64_t rows_lost;    /* accepted rows that a failed write lost */
+  uint64_t read_errors;  /* reads that failed */
+  uint64_t pruned;       /* rows removed by max_per_room */
+  uint64_t commits;      /* transactions */
+  size_t queue_used;     /* bytes waiting for the writer now */
+  size_t queue_peak;     /* the most that ever waited */
+};
+
+/* Copies the store's counters into out (also after the server shut down:
+ * the last ones). Any thread while the server lives. Returns 0 or
+ * WSCHAT_ENOHISTORY. */
+WSCHAT_EXTERN int wschat_server_history_stats(struct wschat_server *srv,
+                                              struct wschat_history_stats *out);
+
+/*
+ * The answer to wschat_server_read_history(), on the loop thread: the n
+ * events (oldest first; valid during the call only, with the accessors
+ * above), complete (1: nothing asked for is missing; 0: pruned, lost or
+ * unreadable rows, or err), err (0 or WSCHAT_EIO).
+ */
+typedef void (*wschat_history_cb)(struct wschat_server *srv, const char *room,
+                                  const struct wschat_event *const *events,
+                                  size_t n, int complete, int err,
+                                  void *user);
+
+/*
+ * Reads the last limit (1-10,000) stored events of room with an id below
+ * before (0: the newest), without waiting on disk: cb runs later on the
+ * loop thread (during shutdown at the latest). Loop thread.
+ * Returns 0, WSCHAT_EINVAL, WSCHAT_EROOM, WSCHAT_ENOHISTORY,
+ * WSCHAT_ETOOMANY (the store is busy: try later) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_read_history(struct wschat_server *srv,
+                                             const char *room, size_t limit,
+                                             uint64_t before,
+                                             wschat_history_cb cb, void *user);
+
+/* ---- a store of the application's ---- */
+
+/* What a store is asked to read (rows oldest first in the reply). */
+enum wschat_history_query_kind {
+  WSCHAT_HISTORY_LAST = 1, /* the newest limit rows of room */
+  WSCHAT_HISTORY_BEFORE,   /* the newest limit rows with id < id */
+  WSCHAT_HISTORY_AFTER,    /* the oldest limit rows with id > id, if epoch
+                              is the store's; else the newest, incomplete */
+};
+
+struct wschat_history_query {
+  int kind;         /* enum wschat_history_query_kind */
+  const char *room; /* valid during the read call only */
+  uint64_t id;
+  uint64_t epoch;
+  size_t limit; /* 1-10,000 */
+};
+
+/* A read in progress: filled with wschat_history_reply_add(), finished
+ * with wschat_history_reply_end(). Owned by the server. */
+struct wschat_history_reply;
+
+/*
+ * A store of the application's (every function is called on the loop
+ * thread; store is the application's pointer).
+ * - append: keep a copy of ev (kind, id, time, room, from, to, text,
+ *   reason); never wait long (the loop waits). Return 0 or an error (the
+ *   event is still delivered; the store must then answer reads of that
+ *   range with complete = 0).
+ * - next_id: a new event id, above every id this store handed out before,
+ *   ever (restarts included).
+ * - epoch: nonzero, changes only when the stored rows are no longer the
+ *   ones the ids were handed out with (a new database).
+ * - read: answer q through reply, now or later (the reply is the store's
+ *   until wschat_history_reply_end()). Return 0, or an error: then the
+ *   reply must not be used.
+ * - close: called once, at shutdown (after every reply ended) or in
+ *   wschat_server_free(); store is not used again.
+ */
+struct wschat_history_store {
+  int (*append)(void *store, const struct wschat_event *ev);
+  uint64_t (*next_id)(void *store);
+  uint64_t (*epoch)(void *store);
+  int (*read)(void *store, const struct wschat_history_query *q,
+              struct wschat_history_reply *reply);
+  void (*close)(void *store);
+};
+
+/*
+ * Makes ops (copied) with store the server's history, instead of the
+ * built-in one. Before wschat_server_listen() only. Loop thread.
+ * Returns 0, WSCHAT_EINVAL (a NULL operation), WSCHAT_ESTATE or
+ * WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int
+wschat_server_set_history_store(struct wschat_server *srv,
+                                const struct wschat_history_store *ops,
+                                void *store);
+
+/* Adds one stored event to a reply (oldest first; strings copied; text
+ * len bytes of valid UTF-8). Loop thread. Returns 0, WSCHAT_EINVAL (a
+ * whisper or notice, no room, bad UTF-8) or WSCHAT_ENOMEM. */
+WSCHAT_EXTERN int wschat_history_reply_add(
+    struct wschat_history_reply *reply, enum wschat_event_kind kind,
+    uint64_t id, int64_t time_ms, const char *room, const char *from,
+    const char *to, const char *text, size_t len, const char *reason);
+/* Ends a reply: complete says that no row asked for is missing; more
+ * that further rows exist beyond those given; err is 0 or WSCHAT_EIO (the
+ * read failed). The reply is answered at once and freed. Loop thread
+ * (from another thread, post it with wschat_server_post()). */
+WSCHAT_EXTERN void wschat_history_reply_end(struct wschat_history_reply *reply,
+                                            int complete, int more, int err);
 
 /* ---------------------------------------------------------------------- */
 /* Commands. An application adds "/NAME ARGS" commands; /help lists them

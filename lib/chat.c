@@ -17,6 +17,7 @@
 #include "command.h"
 #include "event.h"
 #include "grow.h"
+#include "history.h"
 #include "presence.h"
 
 static int64_t wall_ms(void) {
@@ -106,23 +107,38 @@ static void watch(struct wschat__chat *ch, struct wschat_event *ev) {
 }
 
 static void stamp(struct wschat__chat *ch, struct wschat_event *ev) {
-  ev->id = ++ch->next_event;
+  struct wschat__history *h = ch->history;
+  ev->id = h ? h->ops->next_id(h) : ++ch->next_event;
   ev->ts = wall_ms();
 }
 
-/* Stamps ev, publishes it (to its room or everyone), lets the watchers see
- * it, and drops the caller's reference. */
+/* Appends a room event to the store, if there is one. A refusal (queue
+ * full, disk failed) is the store's to count and to log, and its reads
+ * to report as incomplete: the chat goes on. */
+static void store(struct wschat__chat *ch, const struct wschat_event *ev) {
+  struct wschat__history *h = ch->history;
+  if (h != NULL && ev->room != NULL && ev->kind != WSCHAT_EVENT_NOTICE &&
+      ev->kind != WSCHAT_EVENT_WHISPER)
+    (void)h->ops->append(h, ev);
+}
+
+/* Stamps ev, stores it, publishes it (to its room or everyone), lets the
+ * watchers see it, and drops the caller's reference. */
 static void emit(struct wschat__chat *ch, struct wschat_event *ev) {
   stamp(ch, ev);
+  store(ch, ev);
   ch->bus->ops->publish(ch->bus, ev);
   watch(ch, ev);
   wschat__event_unref(ev);
 }
 
-/* The same for an event that goes to one member only (or nobody). */
+/* The same for an event that goes to one member only (or nobody): stored
+ * if keep (a quiet room's joins and leaves are not). */
 static void emit_to(struct wschat__chat *ch, struct wschat_event *ev,
-                    struct wschat__member *only) {
+                    struct wschat__member *only, int keep) {
   stamp(ch, ev);
+  if (keep)
+    store(ch, ev);
   if (only)
     ch->bus->ops->send(ch->bus, ev, only, WSCHAT__TO_RECIPIENT);
   watch(ch, ev);
@@ -207,6 +223,7 @@ int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
     ev->client = m->id;
     ev->group = group;
     stamp(ch, ev);
+    store(ch, ev);
     evs[k++] = ev;
   }
   for (size_t i = 0; i < k; i++)
@@ -258,13 +275,15 @@ static struct wschat__room *still_in(struct wschat__chat *ch,
 /* The join event of m into room r (a member now). */
 static void tell_join(struct wschat__chat *ch, struct wschat__member *m,
                       struct wschat__room *r, int flags) {
+  if (ch->on_enter)
+    ch->on_enter(ch->on_enter_user, m, r->name);
   struct wschat_event *ev =
       make(WSCHAT_EVENT_JOIN, m, r->name, NULL, NULL, 0, NULL);
   if (ev == NULL)
     return;
   int self = (flags & WSCHAT__JOIN_TELL_SELF) != 0;
   if (quiet(ch, r->n)) {
-    emit_to(ch, ev, self ? m : NULL);
+    emit_to(ch, ev, self ? m : NULL, 0);
     return;
   }
   if (!self)
@@ -284,17 +303,28 @@ static void remove_from(struct wschat__chat *ch, struct wschat__member *m,
 
 /* The leave event of m from room (by name: it may be gone). */
 static void tell_leave(struct wschat__chat *ch, struct wschat__member *m,
-                       const char *room, size_t was, const char *reason) {
+                       const char *room, size_t was, const char *reason,
+                       int self) {
   if (ch->silent_leaves)
     return; /* a shutdown: N clients told of N-1 others is N*N/2 frames */
   struct wschat_event *ev = make(WSCHAT_EVENT_LEAVE, m, room, NULL, NULL, 0,
                                  reason && reason[0] ? reason : NULL);
   if (ev == NULL)
     return;
-  if (quiet(ch, was) || wschat__room_find(&ch->rooms, room) == NULL)
-    emit_to(ch, ev, NULL);
-  else
+  if (quiet(ch, was)) {
+    emit_to(ch, ev, self ? m : NULL, 0);
+  } else if (self || wschat__room_find(&ch->rooms, room) == NULL) {
+    /* m is out of the room already: a publish would miss it. */
+    stamp(ch, ev);
+    store(ch, ev);
+    ch->bus->ops->publish(ch->bus, ev);
+    if (self)
+      ch->bus->ops->send(ch->bus, ev, m, WSCHAT__TO_RECIPIENT);
+    watch(ch, ev);
+    wschat__event_unref(ev);
+  } else {
     emit(ch, ev);
+  }
 }
 
 int wschat__chat_join(struct wschat__chat *ch, struct wschat__member *m,
@@ -319,7 +349,7 @@ int wschat__chat_join(struct wschat__chat *ch, struct wschat__member *m,
 }
 
 int wschat__chat_leave(struct wschat__chat *ch, struct wschat__member *m,
-                       const char *room, const char *reason) {
+                       const char *room, const char *reason, int flags) {
   struct wschat__room *r;
   if (room == NULL) {
     r = wschat__member_room(m);
@@ -343,7 +373,7 @@ int wschat__chat_leave(struct wschat__chat *ch, struct wschat__member *m,
   remove_from(ch, m, r, &was);
   if (to_lobby && add(ch, m, lobby) != 0)
     to_lobby = 0; /* out of memory: in no room; lines get an error */
-  tell_leave(ch, m, name, was, reason);
+  tell_leave(ch, m, name, was, reason, flags & WSCHAT__LEAVE_TELL_SELF);
   if (to_lobby && (lobby = still_in(ch, m, WSCHAT__LOBBY)) != NULL)
     tell_join(ch, m, lobby, WSCHAT__JOIN_TELL_SELF);
   hook_leave(ch, m, name, reason);
@@ -381,7 +411,7 @@ int wschat__chat_move(struct wschat__chat *ch, struct wschat__member *m,
     remove_from(ch, m, cur, &was); /* r is not cur, so r stays */
   }
   if (old[0])
-    tell_leave(ch, m, old, was, NULL);
+    tell_leave(ch, m, old, was, NULL, 0);
   if (!was_member && (r = still_in(ch, m, name)) != NULL)
     tell_join(ch, m, r, WSCHAT__JOIN_TELL_SELF);
   if (old[0])
@@ -408,7 +438,7 @@ void wschat__chat_exit(struct wschat__chat *ch, struct wschat__member *m,
     memcpy(name, r->name, sizeof(name));
     size_t was;
     remove_from(ch, m, r, &was);
-    tell_leave(ch, m, name, was, reason);
+    tell_leave(ch, m, name, was, reason, 0);
     hook_leave(ch, m, name, reason);
   }
   wschat__member_free(m);
@@ -421,6 +451,23 @@ int wschat__chat_say(struct wschat__chat *ch, struct wschat__member *m,
                      int kind, const char *text, size_t len) {
   struct wschat__room *r = wschat__member_room(m);
   if (r == NULL)
+    return WSCHAT_ENOTMEMBER;
+  struct wschat_event *ev = make(kind, m, r->name, NULL, text, len, NULL);
+  if (ev == NULL)
+    return WSCHAT_ENOMEM;
+  emit(ch, ev);
+  return 0;
+}
+
+int wschat__chat_say_in(struct wschat__chat *ch, struct wschat__member *m,
+                        const char *room, int kind, const char *text,
+                        size_t len) {
+  if (room == NULL)
+    return wschat__chat_say(ch, m, kind, text, len);
+  if (!wschat__room_valid(room, strlen(room)))
+    return WSCHAT_EROOM;
+  struct wschat__room *r = wschat__room_find(&ch->rooms, room);
+  if (r == NULL || wschat__member_index(m, r) < 0)
     return WSCHAT_ENOTMEMBER;
   struct wschat_event *ev = make(kind, m, r->name, NULL, text, len, NULL);
   if (ev == NULL)

@@ -23,6 +23,13 @@
 #include "wschat.h"
 
 struct wschat__presence;
+struct wschat__history;
+
+/* Called when m has just become a member of room, before anyone is told:
+ * what m must get before the room's live traffic (a replay of its
+ * history) is set up here. */
+typedef void (*wschat__enter_fn)(void *user, struct wschat__member *m,
+                                 const char *room);
 
 struct wschat__watcher {
   wschat_event_cb cb; /* NULL: removed, compacted when safe */
@@ -42,6 +49,12 @@ struct wschat__chat {
   struct wschat__presence *presence; /* owned */
   struct wschat__bus *bus;           /* owned */
   struct wschat_server *srv;         /* handed to watchers; may be NULL */
+  /* The store of room events, or NULL: the server's (not owned). With
+   * one, event ids come from it and every stored kind is appended before
+   * it is published (so a sync_full store makes it durable first). */
+  struct wschat__history *history;
+  wschat__enter_fn on_enter;
+  void *on_enter_user;
   uint64_t next_event, next_guest, next_group, next_watch;
   size_t max_rooms;  /* memberships per member */
   size_t quiet_room; /* rooms above this size are quiet; 0: never */
@@ -81,17 +94,19 @@ int wschat__chat_enter(struct wschat__chat *ch, struct wschat__member *m,
 void wschat__chat_exit(struct wschat__chat *ch, struct wschat__member *m,
                        const char *reason);
 
-/* Flags of wschat__chat_join(). */
-enum { WSCHAT__JOIN_TELL_SELF = 1 };
+/* Flags of wschat__chat_join() and wschat__chat_leave(): the member gets
+ * its own join (leave) event too. */
+enum { WSCHAT__JOIN_TELL_SELF = 1, WSCHAT__LEAVE_TELL_SELF = 1 };
 
 /* m enters room (a valid name; created if new): see wschat_client_join().
  * Returns 0, WSCHAT_EROOM, WSCHAT_ESAMEROOM, WSCHAT_ETOOMANY or
  * WSCHAT_ENOMEM. */
 int wschat__chat_join(struct wschat__chat *ch, struct wschat__member *m,
                       const char *room, int flags);
-/* See wschat_client_leave(). */
+/* See wschat_client_leave(). With WSCHAT__LEAVE_TELL_SELF m gets its
+ * leave event too, and its join of lobby if it lands there. */
 int wschat__chat_leave(struct wschat__chat *ch, struct wschat__member *m,
-                       const char *room, const char *reason);
+                       const char *room, const char *reason, int flags);
 /* See wschat_client_move(). */
 int wschat__chat_move(struct wschat__chat *ch, struct wschat__member *m,
                       const char *room);
@@ -104,6 +119,11 @@ int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
  * WSCHAT_ENOMEM. */
 int wschat__chat_say(struct wschat__chat *ch, struct wschat__member *m,
                      int kind, const char *text, size_t len);
+/* The same in room (NULL: the current room), which m must be in. Returns
+ * 0, WSCHAT_EROOM, WSCHAT_ENOTMEMBER or WSCHAT_ENOMEM. */
+int wschat__chat_say_in(struct wschat__chat *ch, struct wschat__member *m,
+                        const char *room, int kind, const char *text,
+                        size_t len);
 /* A whisper to the member called to. Returns 0, WSCHAT_ENOTFOUND or
  * WSCHAT_ENOMEM. */
 int wschat__chat_whisper(struct wschat__chat *ch, struct wschat__member *m,

@@ -285,7 +285,7 @@ int wschat_client_leave(struct wschat_client *c, const char *room,
     if ((why = strdup(reason)) == NULL)
       return WSCHAT_ENOMEM;
   }
-  r = wschat__chat_leave(&c->srv->chat, &c->member, room, why);
+  r = wschat__chat_leave(&c->srv->chat, &c->member, room, why, 0);
   free(why);
   return r;
 }

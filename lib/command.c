@@ -27,7 +27,7 @@ static const struct {
     {"users", WSCHAT__CMD_USERS}, {"who", WSCHAT__CMD_USERS},
     {"whisper", WSCHAT__CMD_WHISPER}, {"w", WSCHAT__CMD_WHISPER},
     {"msg", WSCHAT__CMD_WHISPER}, {"me", WSCHAT__CMD_ME},
-    {"quit", WSCHAT__CMD_QUIT},
+    {"quit", WSCHAT__CMD_QUIT},   {"history", WSCHAT__CMD_HISTORY},
 };
 
 void wschat__cmd_parse(const char *line, size_t len, struct wschat__cmd *out) {

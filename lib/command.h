@@ -19,6 +19,7 @@ enum wschat__cmd_kind {
   WSCHAT__CMD_WHISPER, /* also /w and /msg */
   WSCHAT__CMD_ME,
   WSCHAT__CMD_QUIT,
+  WSCHAT__CMD_HISTORY, /* /history [N] */
   WSCHAT__CMD_UNKNOWN, /* word = the unknown command, with its '/' */
 };
 

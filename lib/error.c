@@ -24,6 +24,7 @@ const char *wschat_strerror(int err) {
   case WSCHAT_ENOMEM: return "out of memory";
   case WSCHAT_EIO: return "I/O error";
   case WSCHAT_EADDR: return "cannot use that address";
+  case WSCHAT_ENOHISTORY: return "the server keeps no history";
   default: return "unknown error";
   }
 }

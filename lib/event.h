@@ -17,9 +17,14 @@
 
 struct wschat__frame;
 
-/* Views: how a client sees events. Text is the plain protocol of the
- * README; more views (JSON) come with their own renderer in view.c. */
-enum { WSCHAT__VIEW_TEXT = 0, WSCHAT__VIEWS = 1 };
+/* Views: how a client sees events: the plain protocol of the README, or
+ * the wschat.v1.json subprotocol (docs/PROTOCOL.md). A member's view may
+ * carry WSCHAT__VIEW_HELD: its deliveries wait behind a history read (see
+ * replay.h), so no fast path that compares the view with a plain value
+ * takes it. */
+enum { WSCHAT__VIEW_TEXT = 0, WSCHAT__VIEW_JSON = 1, WSCHAT__VIEWS = 2 };
+#define WSCHAT__VIEW_HELD 0x80u
+#define WSCHAT__VIEW_MASK 0x7fu
 
 /* Variants of one event within a view: the same whisper reads
  * "[whisper from A]" to its recipient and "[whisper to B]" to its sender. */

@@ -36,6 +36,12 @@
  */
 #include "history_sqlite_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,6 +346,8 @@ static void free_room(const char *key, void *value, void *arg) {
 /* Frees what open made (the thread has stopped or never started). */
 static void destroy(struct store *s) {
   wschat__hsq_close_db(s);
+  if (s->lock_fd >= 0)
+    close(s->lock_fd);
   wschat__map_each(&s->rooms, free_room, NULL);
   wschat__map_free(&s->rooms);
   uv_cond_destroy(&s->loop_cv);
@@ -392,6 +400,25 @@ static const struct wschat__history_ops sqlite_ops = {
     .close = hs_close,
 };
 
+/* One process per file: the ids, the retention counts and the gap list
+ * are this process's alone. An flock() of our own (SQLite's locks are
+ * fcntl() locks, which it never holds long, and which flock() does not
+ * see); a process that is still closing gets two seconds to let go. */
+static int lock_file(struct store *s) {
+  s->lock_fd = open(s->path, O_RDONLY | O_CLOEXEC);
+  if (s->lock_fd < 0)
+    return -1;
+  for (int i = 0; i < 40; i++) {
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+      return 0;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return -1;
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}
+
 int wschat__history_sqlite_open(const struct wschat__history_config *cfg,
                                 struct wschat__history **out) {
   *out = NULL;
@@ -401,6 +428,7 @@ int wschat__history_sqlite_open(const struct wschat__history_config *cfg,
   if (s == NULL)
     return WSCHAT_ENOMEM;
   s->base.ops = &sqlite_ops;
+  s->lock_fd = -1;
   s->cfg = *cfg;
   if (s->cfg.flush_ms == 0)
     s->cfg.flush_ms = WSCHAT__HISTORY_FLUSH_MS;
@@ -443,6 +471,11 @@ int wschat__history_sqlite_open(const struct wschat__history_config *cfg,
   int rc = sqlite3_open_v2(
       s->path, &s->db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc == SQLITE_OK && lock_file(s) != 0) {
+    what = "in use by another process (each server needs a history file of "
+           "its own)";
+    rc = SQLITE_BUSY;
+  }
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 2000);

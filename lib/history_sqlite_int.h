@@ -75,6 +75,7 @@ struct store {
   struct wschat__history base;       /* first: h is &store->base */
   struct wschat__history_config cfg; /* path points to path below */
   char *path;                        /* owned copy */
+  int lock_fd; /* owned: holds flock(LOCK_EX) on the file, or -1 */
   uint64_t epoch;                    /* set by open, then read-only */
 
   /* The loop's. */

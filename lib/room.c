@@ -110,6 +110,7 @@ int wschat__room_add(struct wschat__room *r, struct wschat__member *m) {
     }
   }
   m->rooms[m->nrooms].room = r;
+  m->rooms[m->nrooms].typing_ms = 0;
   m->rooms[m->nrooms++].idx = r->n;
   r->members[r->n++] = m;
   return 0;

@@ -33,6 +33,7 @@ struct wschat__room {
 struct wschat__membership {
   struct wschat__room *room; /* not owned */
   size_t idx;                /* index in room->members */
+  uint64_t typing_ms;        /* the last typing notice sent (loop ms) */
 };
 
 struct wschat__member {

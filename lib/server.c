@@ -258,14 +258,15 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
     free(srv);
     return WSCHAT_ENOMEM;
   }
-  static const struct wschat__text_io text_io = {wschat__session_reply,
-                                                 wschat__session_quit};
+  static const struct wschat__text_io text_io = {
+      wschat__session_reply, wschat__session_quit, wschat__session_history};
   srv->text.chat = &srv->chat;
   srv->text.io = &text_io;
   srv->text.user = srv;
   srv->sess.chat = &srv->chat;
   srv->sess.text = &srv->text;
   srv->sess.routes = &srv->routes;
+  srv->sess.replay = 50;
   *out = srv;
   return 0;
 }
@@ -328,6 +329,11 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
     if (v < 0 || v > (int64_t)1 << 40)
       return WSCHAT_EINVAL;
     srv->chat.quiet_room = (size_t)v;
+    return 0;
+  case WSCHAT_OPT_HISTORY_REPLAY:
+    if (v < 0 || v > 10000)
+      return WSCHAT_EINVAL;
+    srv->sess.replay = (unsigned)v;
     return 0;
   }
   return WSCHAT_EINVAL;
@@ -461,6 +467,8 @@ static void close_handles(struct wschat_server *srv) {
   uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
+  /* The store writes what it has; its answers to reads are posted. */
+  wschat__server_close_history(srv);
   /* What was posted runs now; nothing more is taken. */
   if (srv->posts_open)
     wschat__post_close(&srv->posts, on_post_closed);
@@ -509,6 +517,7 @@ int wschat_server_free(struct wschat_server *srv) {
   if (srv->nconns > 0 || srv->listener_closing ||
       (srv->listening && srv->sess.shutting_down != 3))
     return WSCHAT_ESTATE;
+  wschat__server_close_history(srv); /* never listened */
   wschat__chat_free(&srv->chat);
   wschat__routes_free(&srv->routes);
   wschat__post_free(&srv->posts);

@@ -72,9 +72,18 @@ struct wschat_server {
   struct wschat__post_queue posts;
   int posts_open; /* its async handle is open */
 
+  /* The history store (owned; NULL: none, or closed at shutdown). */
+  struct wschat__history *history;
+  int history_builtin; /* SQLite: it has counters */
+  int history_closed;
+  struct wschat_history_stats history_last; /* the counters at close */
+
   char rbuf[WSCHAT__READ_BUF]; /* the shared read buffer */
   char wbuf[WSCHAT__GATHER];   /* the shared gather buffer for writes */
 };
+
+/* Writes and closes the history store, if any (shutdown, free). */
+void wschat__server_close_history(struct wschat_server *srv);
 
 /* The client with id, or NULL. */
 struct wschat_client *wschat__server_client(struct wschat_server *srv,

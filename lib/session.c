@@ -18,7 +18,11 @@
 #include "command.h"
 #include "event.h"
 #include "frame.h"
+#include "history.h"
 #include "http.h"
+#include "json_chat.h"
+#include "json_view.h"
+#include "replay.h"
 #include "route.h"
 #include "text_proto.h"
 #include "utf8.h"
@@ -122,6 +126,16 @@ static void open_client(struct wschat_client *c) {
   const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = c->conn.http;
   char accept[29], buf[8192];
+  /* A chat client offering the JSON subprotocol gets it, unless the
+   * application chose a subprotocol itself. */
+  if (env->mode == WSCHAT_MODE_CHAT && c->protocol == NULL &&
+      wschat__http_header_has_token(h, "Sec-WebSocket-Protocol",
+                                    WSCHAT__JSON_PROTOCOL) &&
+      (c->protocol = strdup(WSCHAT__JSON_PROTOCOL)) == NULL) {
+    wschat__conn_drop(&c->conn, 1011);
+    return;
+  }
+  int json = c->protocol && strcmp(c->protocol, WSCHAT__JSON_PROTOCOL) == 0;
   wschat__ws_accept(h->key, h->key_len, accept);
   size_t n = accept[0] ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
                                                     c->protocol,
@@ -137,14 +151,18 @@ static void open_client(struct wschat_client *c) {
     c->hs = hs;
     return;
   }
+  const char *query = c->path + strlen(c->path) + 1;
+  const char *name = hs->name[0] ? hs->name : NULL;
+  const char *room = hs->room[0] ? hs->room : NULL;
   if (c->reject_code) {
     wschat__conn_close(&c->conn, c->reject_code, hs->reject_reason);
-  } else if (env->mode == WSCHAT_MODE_CHAT &&
-             wschat__text_open(env->text, &c->member,
-                               c->path + strlen(c->path) + 1,
-                               hs->name[0] ? hs->name : NULL,
-                               hs->room[0] ? hs->room : NULL) != 0) {
-    wschat__conn_close(&c->conn, 1011, "out of memory");
+  } else if (env->mode == WSCHAT_MODE_CHAT) {
+    c->member.view = json ? WSCHAT__VIEW_JSON : WSCHAT__VIEW_TEXT;
+    int rc = json ? wschat__json_open(c, query, name, room)
+                  : wschat__text_open(env->text, &c->member, query, name,
+                                      room);
+    if (rc != 0)
+      wschat__conn_close(&c->conn, 1011, "out of memory");
   }
   c->hs = hs;
   free_hs(c);
@@ -239,12 +257,14 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
       wschat__conn_deliver(conn, f);
       wschat__frame_unref(f);
     }
+  } else if ((c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON) {
+    wschat__json_message(c, m.text, m.len, m.binary);
   } else if (m.binary) {
     static const char no[] = "! binary messages are not supported";
     struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_TEXT, no,
                                                 sizeof(no) - 1);
     if (f) {
-      wschat__conn_deliver(conn, f);
+      wschat__replay_send(c, f);
       wschat__frame_unref(f);
     }
   } else {
@@ -312,6 +332,7 @@ void wschat__session_on_end(struct wschat__conn *conn, int code) {
 }
 
 void wschat__session_free(struct wschat_client *c) {
+  wschat__replay_detach(c);
   wschat__member_free(&c->member);
   free_hs(c);
   free(c->path);
@@ -329,7 +350,7 @@ static void deliver_one(struct wschat__member *m, struct wschat_event *ev,
   int oom;
   struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
   if (f != NULL)
-    wschat__conn_deliver(&c->conn, f);
+    wschat__replay_send(c, f); /* after its replay, if one is pending */
   else if (oom)
     wschat__conn_doom(&c->conn, 1011); /* closed at the flush */
 }
@@ -338,26 +359,27 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
                              size_t n, struct wschat_event *ev, int variant,
                              uint64_t skip) {
   (void)user;
-  /* The common case in a tight loop: a text member, the frame built
-   * already (by the first recipient), an event every member sees the same
-   * way. Anything else goes through the view. */
-  struct wschat__frame *text = ev->frames[WSCHAT__VIEW_TEXT][variant];
-  int plain = ev->kind != WSCHAT_EVENT_NICK;
+  /* The common case in a tight loop: a member of a plain view (not held
+   * behind a replay), the frame of its view built already (by the first
+   * recipient of that view), an event every member sees the same way.
+   * Anything else goes through the view. */
+  struct wschat__frame *(*frames)[WSCHAT__VARIANTS] = ev->frames;
+  int plain = ev->kind != WSCHAT_EVENT_NICK && variant == 0;
   for (size_t i = 0; i < n; i++) {
     struct wschat__member *mi = m[i];
     if (mi->id == skip)
       continue;
-    if (text != NULL && plain && mi->view == WSCHAT__VIEW_TEXT) {
+    unsigned v = mi->view;
+    if (plain && v < WSCHAT__VIEWS && frames[v][0] != NULL) {
       /* The client around the member, without loading mi->client. */
       struct wschat_client *c =
           (struct wschat_client *)(void *)((char *)mi -
                                            offsetof(struct wschat_client,
                                                     member));
-      wschat__conn_deliver(&c->conn, text);
+      wschat__conn_deliver(&c->conn, frames[v][0]);
       continue;
     }
     deliver_one(mi, ev, variant);
-    text = ev->frames[WSCHAT__VIEW_TEXT][variant];
   }
 }
 
@@ -372,8 +394,50 @@ void wschat__session_reply(void *user, struct wschat__member *m,
     wschat__conn_doom(&c->conn, 1011);
     return;
   }
-  wschat__conn_deliver(&c->conn, f);
+  wschat__replay_send(c, f);
   wschat__frame_unref(f);
+}
+
+int wschat__session_history(void *user, struct wschat__member *m,
+                            unsigned n) {
+  (void)user;
+  struct wschat__room *r = wschat__member_room(m);
+  if (r == NULL)
+    return WSCHAT_ENOTMEMBER;
+  struct wschat__history_query q = {.kind = WSCHAT__HISTORY_LAST,
+                                    .room = r->name,
+                                    .limit = n};
+  return wschat__replay_start(m->client, &q, WSCHAT__REPLAY_ASKED, NULL);
+}
+
+void wschat__session_on_enter(void *user, struct wschat__member *m,
+                              const char *room) {
+  (void)user;
+  struct wschat_client *c = m->client;
+  const struct wschat__session_env *env = wschat__session_env(c);
+  struct wschat__history *h = env->history;
+  int since = c->has_since;
+  c->has_since = 0;
+  if (h == NULL || c->conn.state != WSCHAT__CONN_OPEN ||
+      (!since && env->replay == 0))
+    return;
+  struct wschat__history_query q = {
+      .kind = since ? WSCHAT__HISTORY_AFTER : WSCHAT__HISTORY_LAST,
+      .room = room,
+      .id = c->since,
+      .epoch = since == 2 ? c->since_epoch : h->ops->epoch(h),
+      .limit = since ? WSCHAT__HISTORY_READ_MAX : env->replay,
+  };
+  if (wschat__replay_start(c, &q, WSCHAT__REPLAY_JOIN, NULL) != 0 &&
+      (m->view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON) {
+    /* The store is busy (or out of memory): the client must not believe
+     * it has seen everything. */
+    struct wschat__frame *f = wschat__json_history(room, NULL, 0, 0, NULL);
+    if (f != NULL) {
+      wschat__replay_send(c, f);
+      wschat__frame_unref(f);
+    }
+  }
 }
 
 void wschat__session_quit(void *user, struct wschat__member *m,

@@ -24,6 +24,9 @@ struct wschat_event;
 struct wschat__chat;
 struct wschat__text;
 struct wschat__routes;
+struct wschat__history;
+struct wschat__held;
+struct wschat__read;
 
 /* What every client of a server shares (owned by the server; the conn
  * env first, so a client reaches this through its conn's env pointer). */
@@ -40,6 +43,8 @@ struct wschat__session_env {
   struct wschat__chat *chat;
   const struct wschat__text *text;
   const struct wschat__routes *routes;
+  struct wschat__history *history; /* the server's store, or NULL */
+  unsigned replay;                 /* events replayed to a joiner */
 };
 
 /* What a client asked for and what the application decided, while it
@@ -65,6 +70,13 @@ struct wschat_client {
   char *path;          /* owned: "path\0query\0peer\0" */
   char *protocol;      /* owned, or NULL: the negotiated subprotocol */
   struct wschat__hs *hs; /* owned while connecting */
+  struct wschat__held *held;  /* owned: what waits behind a replay */
+  struct wschat__read *reads; /* reads in flight (owned by the store's
+                                 callbacks; see replay.h) */
+  /* The next replay (set just before a join): recover after since in the
+   * store of epoch (0: the current one) instead of the last events. */
+  uint64_t since, since_epoch;
+  uint8_t has_since;
   void *user_data;     /* the embedder's; never touched */
 };
 
@@ -94,6 +106,14 @@ void wschat__session_reply(void *user, struct wschat__member *m,
                            const char *text, size_t len);
 void wschat__session_quit(void *user, struct wschat__member *m,
                           const char *reason);
+/* /history: the last n events of m's room, answered later. Returns 0,
+ * WSCHAT_ENOTMEMBER, WSCHAT_ENOHISTORY or the store's refusal. */
+int wschat__session_history(void *user, struct wschat__member *m, unsigned n);
+
+/* The chat's wschat__enter_fn: m just joined room; its replay (or
+ * recovery, after c->since) is queued before the room is told. */
+void wschat__session_on_enter(void *user, struct wschat__member *m,
+                              const char *room);
 
 /* Answers a decided upgrade (accept or refuse); for deferred clients. */
 void wschat__session_decide(struct wschat_client *c);

@@ -165,6 +165,7 @@ static const char help_text[] =
     "/users - who is in your room; /users * - everybody\n"
     "/whisper NAME TEXT - a private message (also /w and /msg)\n"
     "/me ACTION - tell your room what you are doing\n"
+    "/history [N] - the last N (50, at most 500) events of your room\n"
     "/quit [REASON] - leave the chat\n";
 static const char help_tail[] =
     "Anything else is said to your room; start a line with // to say "
@@ -235,6 +236,36 @@ static void cmd_join(const struct wschat__text *t, struct wschat__member *m,
     return;
   }
   if (wschat__chat_move(t->chat, m, name) != 0)
+    reply(t, m, "! out of memory, try again");
+}
+
+/* /history [N]: N from 1, at most 500 (more is capped), default 50. */
+static void cmd_history(const struct wschat__text *t, struct wschat__member *m,
+                        struct wschat__slice arg) {
+  unsigned long n = 50;
+  if (arg.len > 0) {
+    n = 0;
+    for (size_t i = 0; i < arg.len; i++) {
+      if (arg.p[i] < '0' || arg.p[i] > '9' || n > 1000000) {
+        n = 0;
+        break;
+      }
+      n = n * 10 + (unsigned long)(arg.p[i] - '0');
+    }
+    if (n == 0) {
+      reply(t, m, "! usage: /history [N] (1-500)");
+      return;
+    }
+    if (n > 500)
+      n = 500;
+  }
+  int r = t->io->history ? t->io->history(t->user, m, (unsigned)n)
+                         : WSCHAT_ENOHISTORY;
+  if (r == WSCHAT_ENOHISTORY)
+    reply(t, m, "! history is off on this server");
+  else if (r == WSCHAT_ETOOMANY)
+    reply(t, m, "! the history store is busy, try again");
+  else if (r != 0)
     reply(t, m, "! out of memory, try again");
 }
 
@@ -414,6 +445,9 @@ void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
     return;
   case WSCHAT__CMD_QUIT:
     cmd_quit(t, m, cmd.tail);
+    return;
+  case WSCHAT__CMD_HISTORY:
+    cmd_history(t, m, cmd.tail);
     return;
   case WSCHAT__CMD_UNKNOWN:
   default:

@@ -22,6 +22,10 @@ struct wschat__text_io {
   /* /quit: m leaves the chat (the chat core is told already) and closes
    * with 1000 and reason (NULL or blanked text). */
   void (*quit)(void *user, struct wschat__member *m, const char *reason);
+  /* /history N: the last n events of m's room, answered by the caller
+   * later (NULL: no history). Returns 0, WSCHAT_ENOHISTORY, or another
+   * error (the store is busy or out of memory). */
+  int (*history)(void *user, struct wschat__member *m, unsigned n);
 };
 
 struct wschat__text {

@@ -3,21 +3,26 @@
 
 #include "event.h"
 #include "frame.h"
+#include "json_view.h"
 #include "room.h"
 
 struct wschat__frame *wschat__view_frame(struct wschat__member *m,
                                          struct wschat_event *ev, int variant,
                                          int *oom) {
-  int view = m->view < WSCHAT__VIEWS ? m->view : WSCHAT__VIEW_TEXT;
+  unsigned v = m->view & WSCHAT__VIEW_MASK;
+  int view = v < WSCHAT__VIEWS ? (int)v : WSCHAT__VIEW_TEXT;
   *oom = 0;
   if (view == WSCHAT__VIEW_TEXT && ev->kind == WSCHAT_EVENT_NICK) {
     if (ev->group == m->nick_group)
       return NULL; /* already shown through another room */
     m->nick_group = ev->group;
   }
+  if (view == WSCHAT__VIEW_JSON)
+    variant = WSCHAT__TO_RECIPIENT; /* one object for both ends */
   struct wschat__frame **slot = &ev->frames[view][variant];
   if (*slot == NULL) {
-    *slot = wschat__text_render(ev, variant);
+    *slot = view == WSCHAT__VIEW_JSON ? wschat__json_render(ev, variant)
+                                      : wschat__text_render(ev, variant);
     if (*slot == NULL)
       *oom = 1;
   }

@@ -212,7 +212,7 @@ static void io_quit(void *user, struct wschat__member *m, const char *reason) {
            reason ? reason : "(null)");
 }
 
-static const struct wschat__text_io io = {io_reply, io_quit};
+static const struct wschat__text_io io = {io_reply, io_quit, NULL};
 
 /* ---- hooks ---- */
 
@@ -504,8 +504,8 @@ START_TEST(event_fields) {
       wschat__chat_say(&F.ch, &b->m, WSCHAT_EVENT_ACTION, "waves", 5), 0);
   ck_assert_int_eq(wschat__chat_join(&F.ch, &a->m, "dev", 0), 0);
   ck_assert_int_eq(wschat__chat_join(&F.ch, &b->m, "dev", 0), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &b->m, "dev", "bye"), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &b->m, "dev", "bye", 0), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL, 0), 0);
   int64_t t1 = wall_ms();
 
   ck_assert_uint_eq(F.nseen, 8);
@@ -680,8 +680,8 @@ START_TEST(frame_shared_once) {
   F.ch.quiet_room = 1;
   ck_assert_int_eq(wschat__chat_join(&F.ch, &a->m, "q", 0), 0);
   ck_assert_int_eq(wschat__chat_join(&F.ch, &b->m, "q", 0), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "q", NULL), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &b->m, "q", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "q", NULL, 0), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &b->m, "q", NULL, 0), 0);
   ck_assert_uint_eq(F.nseen, 4);
   for (size_t i = 0; i < F.nseen; i++) {
     ck_assert_ptr_null(F.seen[i].frame[0]);
@@ -749,38 +749,38 @@ START_TEST(rooms_leave) {
   clear_all();
   F.nhooks = 0;
 
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "DEV", "brb"), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "DEV", "brb", 0), 0);
   EXPECT_ROOMS(a, "lobby", "ops");
   ck_assert_str_eq(current(a), "ops");
   EXPECT(b, "* alice left #dev (brb)");
   EXPECT_NONE(a);
   EXPECT_HOOKS("leave alice dev brb");
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL),
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL, 0),
                    WSCHAT_ENOTMEMBER);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "nosuch", NULL),
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "nosuch", NULL, 0),
                    WSCHAT_ENOTMEMBER);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "bad room", NULL),
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "bad room", NULL, 0),
                    WSCHAT_EROOM);
 
   /* NULL: the current room; an empty reason is no reason. */
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, NULL, ""), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, NULL, "", 0), 0);
   EXPECT_ROOMS(a, "lobby");
   EXPECT(b, "* alice left #ops");
   EXPECT_HOOKS("leave alice ops ");
 
   /* Alone in lobby: it stays, nobody is told. */
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, NULL, NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, NULL, NULL, 0), 0);
   EXPECT_ROOMS(a, "lobby");
   EXPECT_NONE(b);
   EXPECT_NO_HOOKS();
 
   /* The last room: back in lobby, told to lobby and to the member. */
   ck_assert_int_eq(wschat__chat_join(&F.ch, &a->m, "dev", 0), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "lobby", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "lobby", NULL, 0), 0);
   EXPECT_ROOMS(a, "dev");
   EXPECT(b, "* alice joined #dev", "* alice left #lobby");
   F.nhooks = 0;
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", "done"), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", "done", 0), 0);
   EXPECT_ROOMS(a, "lobby");
   EXPECT(b, "* alice left #dev (done)", "* alice joined #lobby");
   EXPECT(a, "* alice joined #lobby");
@@ -874,7 +874,7 @@ START_TEST(rooms_lobby_and_reaping) {
   ck_assert_ptr_nonnull(hall);
   hall->keep = 1;
   ck_assert_int_eq(wschat__chat_join(&F.ch, &a->m, "hall", 0), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "hall", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "hall", NULL, 0), 0);
   ck_assert_ptr_eq(room("hall"), hall);
   ck_assert_uint_eq(hall->n, 0);
   hall->keep = 0;
@@ -919,12 +919,12 @@ START_TEST(quiet_rooms) {
   for (int i = 0; i < 5; i++)
     EXPECT(u[i], "[big] u1: hello");
 
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[4]->m, "big", NULL), 0);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[3]->m, "big", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[4]->m, "big", NULL, 0), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[3]->m, "big", NULL, 0), 0);
   for (int i = 0; i < 5; i++)
     EXPECT_NONE(u[i]);
   ck_assert_uint_eq(room("big")->n, 3);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[2]->m, "big", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[2]->m, "big", NULL, 0), 0);
   EXPECT(u[0], "* u3 left #big");
   EXPECT(u[1], "* u3 left #big");
   EXPECT_NONE(u[2]);
@@ -957,7 +957,7 @@ START_TEST(quiet_never) {
       EXPECT(u[k], want);
     EXPECT_NONE(u[i]);
   }
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[5]->m, "big", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &u[5]->m, "big", NULL, 0), 0);
   for (int k = 0; k < 5; k++)
     EXPECT(u[k], "* u6 left #big");
   ck_assert_uint_eq(room("big")->n, 5);
@@ -1155,7 +1155,7 @@ START_TEST(watcher_exits_member_mid_leave) {
   watch(1, W_EXIT_ALICE);
   /* alice leaves her last room: she is put in lobby, and the watcher of
    * her leave makes her exit */
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL, 0), 0);
   ck_assert_int_eq(a->m.attached, 0);
   ck_assert_uint_eq(room("lobby")->n, 1);
   expect_ordered(__LINE__, b, "* alice left #dev", "* alice joined #lobby",
@@ -1329,9 +1329,9 @@ START_TEST(presence_told_of_memberships) {
   struct user *a = member("alice", "lobby", "dev", NULL);
   struct user *b = member("bob", "lobby", NULL);
   EXPECT_MIRROR(x);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "lobby", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "lobby", NULL, 0), 0);
   EXPECT_MIRROR(x);
-  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL), 0);
+  ck_assert_int_eq(wschat__chat_leave(&F.ch, &a->m, "dev", NULL, 0), 0);
   EXPECT_MIRROR(x); /* back in lobby */
   ck_assert_int_eq(wschat__chat_move(&F.ch, &b->m, "ops"), 0);
   EXPECT_MIRROR(x);

@@ -20,13 +20,19 @@ START_RE = re.compile(r"^listening on ws://(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>
 class Server:
     """A running chat-cli process."""
 
-    def __init__(self, args, host="127.0.0.1"):
-        self.args = [CLI, "--host", host, "--port", "0"] + list(args)
+    def __init__(self, args, host="127.0.0.1", cwd=None):
+        args = list(args)
+        # History is on by default in chat-cli (wschat.db in the cwd); a
+        # test that wants it names its file, every other one runs without.
+        if not any(a.startswith("--history") or a == "--no-history" for a in args) \
+                and "--echo" not in args:
+            args.append("--no-history")
+        self.args = [CLI, "--host", host, "--port", "0"] + args
         # stderr goes to a file, not a pipe: a server that logs a lot must
         # never block on a pipe nobody drains.
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, cwd=cwd)
         line = self._readline(timeout=10)
         m = START_RE.match(line.strip())
         if not m:
