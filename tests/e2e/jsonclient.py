@@ -66,16 +66,19 @@ def check_ts(ts):
 
 def check_event(obj, type_=None, history=False, **members):
     """obj is an event object of type_ with exactly the members of KEYS in
-    that order (plus "action"/"reason" when given in members, plus
-    "history": true last when history), an integer id and a sane ts; each
-    of members has that value."""
+    that order, plus the optional "action" (message) or "reason" (leave)
+    when members gives it or, if members does not say, when obj has it,
+    plus "history": true last when history; an integer id and a sane ts;
+    each of members has that value."""
     t = type_ or obj["type"]
     assert obj["type"] == t, "expected a %s event, got %r" % (t, obj)
     keys = list(KEYS[t])
-    if t == "message" and members.get("action"):
+    if t == "message" and members.get("action", "action" in obj):
         keys.append("action")
-    if t == "leave" and members.get("reason") is not None:
+        assert obj.get("action") is True, obj
+    if t == "leave" and members.get("reason", obj.get("reason")) is not None:
         keys.append("reason")
+        assert isinstance(obj.get("reason"), str), obj
     if history:
         keys.append("history")
     assert list(obj) == keys, "%s event members %r, expected %r (in that order)" % (t, list(obj), keys)

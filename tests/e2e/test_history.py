@@ -368,7 +368,8 @@ def test_json_no_gap_no_duplicate_while_others_talk(start_server, db, how):
 # ----------------------------------------------------- restarts
 
 def test_clean_restart_keeps_everything_and_ids_grow(start_server, db):
-    s1 = start_server("--history", db)
+    # a long flush: what the clean shutdown writes is most of it
+    s1 = start_server("--history", db, "--history-flush-ms", "1000")
     old = {}
 
     async def phase1():
@@ -545,10 +546,22 @@ def test_recovery_with_since_gets_exactly_what_was_missed(start_server, db):
             epoch = a.welcome["epoch"]
             await a.close()
             missed = [check_event(await b.recv_obj(), "leave", name="alice")]
-            for i in range(5):
+            # more than the replay (50) and than a history request (500)
+            # can hold, with a whisper (an id, never stored) and another
+            # room's events among them
+            n = 600
+            for i in range(n):
                 await b.send({"type": "message", "text": "missed %d" % i})
+            for i in range(n):
                 missed.append(check_event(await b.recv_obj(), "message", text="missed %d" % i))
             t = await p.join("tex", "elsewhere")
+            await t.send("hello elsewhere")
+            await t.expect("[elsewhere] tex: hello elsewhere")
+            await b.send({"type": "whisper", "to": "tex", "text": "psst"})
+            await b.expect_obj("whisper")
+            await t.expect("[whisper from bob] psst")
+            await b.send({"type": "message", "text": "after the whisper"})
+            missed.append(check_event(await b.recv_obj(), "message", text="after the whisper"))
             await t.send("/join dev")
             missed.append(check_event(await b.recv_obj(), "join", name="tex"))
             a2 = await p.jjoin("alice", "dev", since=last, epoch=epoch)
@@ -564,6 +577,9 @@ def test_recovery_with_since_gets_exactly_what_was_missed(start_server, db):
             d = await p.jjoin("dave")
             msgs, _ = await d.join_room("dev", since=missed[-1]["id"], epoch=epoch)
             assert [x["id"] for x in msgs] == [a2.join_ev["id"], m["id"], c.join_ev["id"]]
+            # since the newest id: nothing missed, and nothing missing
+            e = await p.jjoin("eve", "dev", since=2 ** 53 - 1, epoch=epoch)
+            assert e.history == []
     run(body(), s)
 
 
@@ -605,6 +621,7 @@ def test_recovery_below_the_pruned_range_is_incomplete(start_server, db):
             # below it: incomplete
             await p.jjoin("carol", "dev", since=ids[0], epoch=epoch, complete=False)
             await a.expect_obj("join")
+            await asyncio.sleep(0.3)                      # the joins written, and pruned with them
             await a.send({"type": "history", "room": "dev", "limit": 20, "ref": "h"})
             got = await a.expect_history("dev", complete=False, ref="h")
             assert 1 <= len(got) <= 5, "--history-max-per-room 5 kept %d" % len(got)

@@ -359,6 +359,7 @@ DECODER_CASES = [
     ('{"type":"rooms"} {"type":"rooms"}', "bad_json", None),
     ('{"type":"message","text":"a","text":"b"}', "bad_json", None),
     ('{"type":"rooms","ref":"d","type":"rooms"}', "bad_json", None),
+    ('{"type":"rooms","x":{"a":1,"a":2}}', "bad_json", None),           # nested duplicate
     (b'{"type":"rooms"}', "bad_json", None),                          # binary message
     (DEEP_17, "bad_json", None),
     (DEEP_HUGE, "bad_json", None),
@@ -440,6 +441,12 @@ def test_limits_that_pass(srv):
             a = await p.jjoin("alice", history=False)
             await a.send(DEEP_OK)
             assert (await a.expect_obj("rooms"))["rooms"] == [{"name": "lobby", "users": 1}]
+            # brackets inside a string are not nesting
+            text = '\\"[{' * 40
+            await a.send({"type": "message", "text": text})
+            check_event(await a.recv_obj(), "message", text=text)
+            await a.send({"type": "rooms", "ref": 0.5})
+            assert (await a.expect_obj("rooms"))["ref"] == 0.5
             ref = "r" * 64
             await a.send({"type": "rooms", "ref": ref})
             assert (await a.expect_obj("rooms"))["ref"] == ref
