@@ -302,10 +302,16 @@ def test_chat_errors_echo_ref_and_keep_the_connection(start_server):
                 ({"type": "join", "room": "lobby", "ref": "j"}, "already_member", "j"),
                 ({"type": "join", "room": "LOBBY"}, "already_member", None),
                 ({"type": "nick", "name": "BOB", "ref": 0}, "name_taken", 0),
+                ({"type": "nick", "name": "alice", "ref": "self"}, "name_taken", "self"),  # own name: nothing would change
             ]
             for req, code, ref in cases:
                 await a.send(req)
                 await a.expect_error(code, ref=ref)
+            # a case change of one's own name is a rename
+            await a.send({"type": "nick", "name": "Alice"})
+            for c in (a, b):
+                check_event(await c.recv_obj(), "nick", room="lobby", **{"from": "alice", "to": "Alice"})
+            a.name = "Alice"
             await a.join_room("ops", history=False)           # 2 rooms: lobby and ops
             await a.send({"type": "join", "room": "dev", "ref": "x"})
             await a.expect_error("too_many_rooms", ref="x")
