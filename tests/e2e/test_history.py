@@ -553,6 +553,9 @@ def test_after_a_crash_replays_say_what_is_missing(start_server, db):
             await c.send({"type": "history", "room": "dev", "limit": 3, "ref": "three"})
             h = await c.expect_history("dev", complete=False, ref="three")
             assert [m.get("text") for m in h] == ["w4", None, "after"], h
+            await c.send({"type": "history", "room": "dev", "limit": 3, "before": after["id"], "ref": "b3"})
+            h = await c.expect_history("dev", complete=False, ref="b3")
+            assert [m.get("text") for m in h] == ["w3", "w4", None], h
             await c.send({"type": "history", "room": "dev", "limit": 2, "before": c.join_ev["id"], "ref": "b"})
             h = await c.expect_history("dev", complete=False, ref="b")
             assert [m["text"] for m in h] == ["w3", "w4"], h
