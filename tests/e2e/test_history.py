@@ -870,3 +870,47 @@ def test_unannounced_joins_of_a_quiet_room_are_not_stored(start_server, db):
             await c.send("/history")
             await c.expect(*hist("* a joined #dev", "* b joined #dev", "[dev] c: hi"))
     run(body(), s)
+
+
+def test_back_to_back_joins_keep_their_order(start_server, db):
+    """Joins sent before the previous replay is out: each room's history,
+    then its join, in the order asked (text and JSON); clients that drop
+    while their replay is being read do no harm."""
+    s = start_server("--history", db)
+
+    async def body():
+        async with Pool(s) as p:
+            lines = {}
+            for name, room in (("a", "r1"), ("b", "r2")):
+                c = await p.join(name, room)
+                lines[room] = ["* %s joined #%s" % (name, room)]
+                for i in range(30):
+                    await c.send("%s line %d" % (room, i))
+                    lines[room].append("[%s] %s: %s line %d" % (room, name, room, i))
+                await c.expect(*lines[room][1:])
+            t = await p.join("t")
+            for r in ("r1", "r2", "r1"):
+                await t.send("/join " + r)
+            await t.expect(*hist(*lines["r1"]))
+            await t.expect("* t joined #r1")
+            await t.expect(*hist(*lines["r2"]))
+            await t.expect("* t joined #r2")
+            await t.expect(*hist(*lines["r1"], "* t joined #r1", "* t left #r1"))
+            await t.expect("* t joined #r1")
+            j = await p.jjoin("j")
+            for r in ("r1", "r2", "r3"):
+                await j.send({"type": "join", "room": r})
+            await j.send({"type": "message", "room": "r1", "text": "hey"})
+            for r, n in (("r1", 34), ("r2", 33), ("r3", 0)):
+                assert len(await j.expect_history(r)) == n
+                check_event(await j.recv_obj(), "join", room=r, name="j")
+            check_event(await j.recv_obj(), "message", room="r1", text="hey")
+            for i in range(50):
+                c = await p.open("x%d" % i, "r1")
+                c.ws.transport.abort()
+            # the server outlived them (run() checks it exits cleanly)
+            await asyncio.sleep(0.3)
+            await j.send({"type": "rooms", "ref": "alive"})
+            while (await j.recv_obj())["type"] != "rooms":
+                pass                                       # r1's joins and leaves meanwhile
+    run(body(), s, timeout=20)

@@ -556,3 +556,26 @@ def test_control_characters_json_and_text(srv):
             check_event(await j.recv_obj(), "message", text="two\nlines\ttab")
             await t.expect("[dev] jay: two lines tab")
     run(body(), srv)
+
+
+def test_a_client_in_two_rooms_leaves_both_when_it_goes(srv):
+    async def body():
+        async with Pool(srv) as p:
+            a = await p.jjoin("alice", "dev", history=False)
+            await a.join_room("ops", history=False)
+            b = await p.jjoin("bob", "dev", history=False)
+            await b.join_room("ops", history=False)
+            await p.join("tex", "dev")
+            check_event(await b.recv_obj(), "join", name="tex")
+            await b.send({"type": "users", "ref": "all"})
+            u = await b.expect_obj("users")
+            assert u["users"] == ["alice", "bob", "tex"], u          # once each, however many rooms
+            await a.close()
+            evs = [await b.recv_obj(), await b.recv_obj()]
+            for e in evs:
+                check_event(e, "leave", name="alice")
+            assert sorted(e["room"] for e in evs) == ["dev", "ops"], evs
+            await b.send({"type": "rooms"})
+            assert (await b.expect_obj("rooms"))["rooms"] == [
+                {"name": "dev", "users": 2}, {"name": "lobby", "users": 0}, {"name": "ops", "users": 1}]
+    run(body(), srv)
