@@ -196,6 +196,31 @@ def test_json_history_on_join_and_at_connect(start_server, db):
             await a.send({"type": "message", "text": "live"})
             live = await c.recv_obj()
             assert "history" not in live and live["id"] > ev["id"], live
+            seen.append(live)
+            # a text joiner gets the same events as lines
+            t2 = await p.join("tim", "dev")
+            await t2.expect(*hist(*[as_text_line(e) for e in seen]))
+            await t2.expect_quiet()
+    run(body(), s)
+
+
+def test_stored_text_comes_back_exactly(start_server, db):
+    s = start_server("--history", db)
+
+    async def body():
+        async with Pool(s) as p:
+            a = await p.jjoin("alice", "dev")
+            texts = ["tab\there\nnewline", "\u00e9 \u2713 \U0001f600", "x" * 65536, "  spaces  ", '"quoted" \\ back']
+            seen = []
+            for t in texts:
+                await a.send({"type": "message", "text": t})
+                seen.append(check_event(await a.recv_obj(), "message", text=t))
+            b = await p.jjoin("bob", "dev")
+            assert [live_of(m) for m in b.history][1:] == seen
+            t = await p.join("tex", "dev")
+            await t.expect(*hist("* alice joined #dev", "[dev] alice: tab here newline",
+                                 "[dev] alice: \u00e9 \u2713 \U0001f600", "[dev] alice: " + "x" * 65536,
+                                 "[dev] alice:   spaces  ", '[dev] alice: "quoted" \\ back', "* bob joined #dev"))
     run(body(), s)
 
 
