@@ -397,8 +397,9 @@ static void do_read(struct store *s, const struct rec *r) {
     uint64_t hi = kind == WSCHAT__HISTORY_LAST ? UINT64_MAX
                   : r->id > 0                  ? r->id - 1
                                                : 0;
-    if (page->n == r->limit)
-      page->complete = !foreign && !gap_overlaps(s, page->ev[0]->id, hi);
+    if (page->n == r->limit) /* still newest first: the oldest is last */
+      page->complete =
+          !foreign && !gap_overlaps(s, page->ev[page->n - 1]->id, hi);
     else
       page->complete = !foreign && pruned == 0 && !gap_overlaps(s, 1, hi);
     for (size_t i = 0; i < page->n / 2; i++) { /* oldest first */

@@ -140,6 +140,8 @@ static int get_string(struct wschat__json_req *out, const char *key,
   if (max > 0 && len > max)
     return fail(out, WSCHAT__JERR_TOO_LONG, "\"%s\" is longer than %zu bytes",
                 key, max);
+  if (strlen(json_string_value(v)) != len)
+    return fail(out, WSCHAT__JERR_BAD_FIELD, "strings must not contain U+0000");
   *dst = json_string_value(v);
   if (dst_len)
     *dst_len = len;
@@ -268,8 +270,11 @@ int wschat__json_parse(const char *text, size_t len,
    * (json_error_unknown). */
   json_error_t err;
   memset(&err, 0, sizeof(err));
-  out->root =
-      json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+  /* U+0000 is let through the parse and refused member by member (the
+   * strings we use), so that the request's ref can still be echoed. */
+  out->root = json_loadb(
+      text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+      &err);
   if (out->root == NULL) {
     switch (json_error_code(&err)) {
     case json_error_out_of_memory:
@@ -294,6 +299,9 @@ int wschat__json_parse(const char *text, size_t len,
       if (json_string_length(ref) > lim->max_ref)
         return fail(out, WSCHAT__JERR_TOO_LONG,
                     "\"ref\" is longer than %zu bytes", lim->max_ref);
+      if (strlen(json_string_value(ref)) != json_string_length(ref))
+        return fail(out, WSCHAT__JERR_BAD_FIELD,
+                    "strings must not contain U+0000");
     } else if (!json_is_number(ref)) {
       return fail(out, WSCHAT__JERR_BAD_FIELD,
                   "\"ref\" must be a string or a number");
@@ -306,6 +314,8 @@ int wschat__json_parse(const char *text, size_t len,
     return fail(out, WSCHAT__JERR_BAD_FIELD, "missing field \"type\"");
   if (!json_is_string(type))
     return fail(out, WSCHAT__JERR_BAD_FIELD, "\"type\" must be a string");
+  if (strlen(json_string_value(type)) != json_string_length(type))
+    return fail(out, WSCHAT__JERR_BAD_FIELD, "strings must not contain U+0000");
   for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
     if (strcmp(json_string_value(type), types[i].name) == 0)
       out->type = types[i].type;

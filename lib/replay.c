@@ -117,7 +117,7 @@ static void drain(struct wschat_client *c) {
       wschat__conn_deliver(&c->conn, it->f);
       h->bytes -= wschat__frame_len(it->f);
       wschat__frame_unref(it->f);
-    } else {
+    } else if (it->r != NULL) { /* an item is a frame or a read */
       for (size_t i = 0; i < it->r->nframes; i++)
         wschat__conn_deliver(&c->conn, it->r->frames[i]);
       read_free(it->r);

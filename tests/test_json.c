@@ -864,6 +864,18 @@ START_TEST(parse_ref_echo) {
       {"{\"type\":\"join\",\"ref\":\"\"}",
        "{\"type\":\"error\",\"code\":\"bad_field\",\"message\":\"missing "
        "field \\\"room\\\"\",\"ref\":\"\"}"},
+      /* U+0000 in a member: refused, the ref still read and echoed (not
+       * when the ref itself holds it, nor "type", which would otherwise
+       * match "message" up to its NUL). */
+      {"{\"type\":\"message\",\"text\":\"a\\u0000b\",\"ref\":\"m\"}",
+       "{\"type\":\"error\",\"code\":\"bad_field\",\"message\":\"strings "
+       "must not contain U+0000\",\"ref\":\"m\"}"},
+      {"{\"type\":\"message\\u0000x\",\"text\":\"a\",\"ref\":1}",
+       "{\"type\":\"error\",\"code\":\"bad_field\",\"message\":\"strings "
+       "must not contain U+0000\",\"ref\":1}"},
+      {"{\"type\":\"rooms\",\"ref\":\"a\\u0000\"}",
+       "{\"type\":\"error\",\"code\":\"bad_field\",\"message\":\"strings "
+       "must not contain U+0000\"}"},
       /* Unparsable: no ref to echo. */
       {"{\"ref\":\"abc\",",
        "{\"type\":\"error\",\"code\":\"bad_json\",\"message\":\"invalid JSON: "
