@@ -264,8 +264,14 @@ int wschat__replay_start(struct wschat_client *c,
     read_free(r);
     return WSCHAT_ENOMEM;
   }
+  /* On the list before the store sees it: a store may answer from inside
+   * read() (an application's may), and then r is unlinked and freed
+   * before read() returns; after a 0, r is not touched again here. */
+  r->next = c->reads;
+  c->reads = r;
   int rc = h->ops->read(h, q, on_page, r);
-  if (rc != 0) {
+  if (rc != 0) { /* refused: on_page never ran, r is still ours */
+    unlink_read(c, r);
     if (ordered) { /* r is the newest item: take it back */
       c->held->n--;
       if (c->held->n == 0)
@@ -274,8 +280,6 @@ int wschat__replay_start(struct wschat_client *c,
     read_free(r);
     return rc;
   }
-  r->next = c->reads;
-  c->reads = r;
   return 0;
 }
 
