@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "event.h"
 #include "frame.h"
 #include "grow.h"
@@ -22,7 +23,10 @@ struct wschat__read {
   struct wschat__read *next;
   int why;
   int kind; /* the query's (enum wschat__history_query_kind) */
-  int done;                     /* answered: frames hold the answer */
+  int done; /* answered: frames hold the answer */
+  /* JOIN: the last event id made before the read; anything newer in the
+   * answer was (or will be) delivered live, so it is left out. */
+  uint64_t upto;
   struct wschat__frame **frames; /* owned (one reference each) */
   size_t nframes;
   json_t *ref; /* owned reference, or NULL */
@@ -218,6 +222,12 @@ static void on_page(struct wschat__history_page *page, void *user) {
     return;
   }
   unlink_read(c, r);
+  /* A store that answers later may see appends made after the read was
+   * asked for (ours does not; an application's may): those events reach
+   * a joiner live, after its replay, and must not come twice. */
+  while (r->why == WSCHAT__REPLAY_JOIN && page->n > 0 &&
+         page->ev[page->n - 1]->id > r->upto)
+    wschat__event_unref(page->ev[--page->n]);
   int json = (c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON;
   int rc = json ? json_answer(r, page) : text_answer(r, page);
   wschat__history_page_free(page);
@@ -247,6 +257,7 @@ int wschat__replay_start(struct wschat_client *c,
   r->c = c;
   r->why = why;
   r->kind = q->kind;
+  r->upto = wschat__session_env(c)->chat->next_event;
   r->ref = ref ? json_incref(ref) : NULL;
   snprintf(r->room, sizeof(r->room), "%s", q->room);
   int ordered = why == WSCHAT__REPLAY_JOIN;

@@ -120,3 +120,15 @@ def test_store_answering_inside_read():
         replay_history_request_and_recovery(p)
     finally:
         p.stop()
+
+
+def test_store_answering_later_sees_no_duplicate():
+    """Regression: a store answering from a later loop turn saw the
+    joiner's own join (appended after the read was asked for) and the
+    joiner got it twice: in its replay and live. A JOIN replay now leaves
+    out events newer than the read."""
+    p = Probe("later")
+    try:
+        replay_history_request_and_recovery(p)
+    finally:
+        p.stop()
