@@ -12,6 +12,7 @@
 #include "frame.h"
 #include "http.h"
 #include "presence.h"
+#include "replay.h"
 #include "route.h"
 #include "server.h"
 #include "session.h"
@@ -212,7 +213,7 @@ static int send_frame(struct wschat_client *c, int opcode, const void *data,
   struct wschat__frame *f = wschat__frame_new(opcode, data, len);
   if (f == NULL)
     return WSCHAT_ENOMEM;
-  wschat__conn_deliver(&c->conn, f);
+  wschat__replay_send(c, f); /* behind a replay still being read */
   wschat__frame_unref(f);
   return 0;
 }

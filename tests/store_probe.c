@@ -8,6 +8,8 @@
  * "now" answers each read from inside the store's read() (the API allows
  * it: "answer q through reply, now or later"); "later" answers it from a
  * wschat_server_post() callback, as a store with its own thread would.
+ * Its on_join hook greets each joiner with wschat_client_send() of
+ * {"type":"greeting","room":ROOM}.
  * Prints "listening on ws://127.0.0.1:PORT/" once listening; SIGTERM shuts
  * the server down, then it prints "exit free=N loop=N" and exits 0 when
  * both are 0.
@@ -162,6 +164,14 @@ static void st_close(void *user) {
   s->n = s->cap = 0;
 }
 
+static void on_join(struct wschat_client *c, const char *room, void *user) {
+  (void)user;
+  char msg[128];
+  int n = snprintf(msg, sizeof(msg), "{\"type\":\"greeting\",\"room\":\"%s\"}",
+                   room);
+  wschat_client_send(c, msg, (size_t)n);
+}
+
 static uv_signal_t sigterm;
 
 static void on_shutdown(struct wschat_server *srv, void *user) {
@@ -191,8 +201,10 @@ int main(int argc, char **argv) {
   int r = wschat_server_new(loop, &s.srv);
   if (r == 0)
     r = wschat_server_set_history_store(s.srv, &ops, &s);
-  if (r == 0)
+  if (r == 0) {
+    wschat_server_on_join(s.srv, on_join, NULL);
     r = wschat_server_listen(s.srv, "127.0.0.1", port);
+  }
   if (r != 0) {
     fprintf(stderr, "store_probe: %s\n", wschat_strerror(r));
     return 1;

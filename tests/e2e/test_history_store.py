@@ -132,3 +132,24 @@ def test_store_answering_later_sees_no_duplicate():
         replay_history_request_and_recovery(p)
     finally:
         p.stop()
+
+
+def test_application_send_waits_behind_the_replay():
+    """Regression: wschat_client_send() went straight to the connection,
+    so an application greeting a joiner from on_join overtook the replay
+    still being read: welcome, greeting, history, join. It now waits
+    behind the replay like every other delivery."""
+    p = Probe("later")
+    try:
+        async def go():
+            async with websockets.connect(p.url + "?name=erin&room=dev", subprotocols=JSON) as e:
+                got = [json.loads(await recv(e))["type"] for _ in range(4)]
+                assert got == ["welcome", "history", "join", "greeting"], got
+                await e.send(json.dumps({"type": "join", "room": "ops"}))
+                got = [json.loads(await recv(e)) for _ in range(3)]
+                assert [(m["type"], m["room"]) for m in got] == [
+                    ("history", "ops"), ("join", "ops"), ("greeting", "ops")], got
+        run_bounded(go(), 10)
+        assert p.stop() == 0, p.stderr_text()
+    finally:
+        p.stop()
