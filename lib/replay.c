@@ -132,12 +132,28 @@ static void drain(struct wschat_client *c) {
   held_free(c);
 }
 
+static void link_read(struct wschat_client *c, struct wschat__read *r) {
+  r->next = c->reads;
+  c->reads = r;
+  c->nreads++;
+  if (r->why == WSCHAT__REPLAY_ASKED)
+    c->nasked++;
+}
+
 static void unlink_read(struct wschat_client *c, struct wschat__read *r) {
   for (struct wschat__read **p = &c->reads; *p; p = &(*p)->next)
     if (*p == r) {
       *p = r->next;
+      c->nreads--;
+      if (r->why == WSCHAT__REPLAY_ASKED)
+        c->nasked--;
       return;
     }
+}
+
+int wschat__replay_can_ask(const struct wschat_client *c) {
+  return c->nasked < WSCHAT__REPLAY_MAX_ASKED &&
+         c->nreads < WSCHAT__REPLAY_MAX_READS;
 }
 
 /* ---- answers ---- */
@@ -229,7 +245,9 @@ static void on_page(struct wschat__history_page *page, void *user) {
          page->ev[page->n - 1]->id > r->upto)
     wschat__event_unref(page->ev[--page->n]);
   int json = (c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON;
-  int rc = json ? json_answer(r, page) : text_answer(r, page);
+  int rc = !client_open(c) ? 0 /* nobody will read it: not rendered */
+           : json          ? json_answer(r, page)
+                           : text_answer(r, page);
   wschat__history_page_free(page);
   if (rc != 0)
     wschat__conn_doom(&c->conn, 1011); /* out of memory */
@@ -251,6 +269,9 @@ int wschat__replay_start(struct wschat_client *c,
   struct wschat__history *h = wschat__session_env(c)->history;
   if (h == NULL)
     return WSCHAT_ENOHISTORY;
+  if (c->nreads >= WSCHAT__REPLAY_MAX_READS ||
+      (why == WSCHAT__REPLAY_ASKED && !wschat__replay_can_ask(c)))
+    return WSCHAT_ETOOMANY;
   struct wschat__read *r = calloc(1, sizeof(*r));
   if (r == NULL)
     return WSCHAT_ENOMEM;
@@ -278,8 +299,7 @@ int wschat__replay_start(struct wschat_client *c,
   /* On the list before the store sees it: a store may answer from inside
    * read() (an application's may), and then r is unlinked and freed
    * before read() returns; after a 0, r is not touched again here. */
-  r->next = c->reads;
-  c->reads = r;
+  link_read(c, r);
   int rc = h->ops->read(h, q, on_page, r);
   if (rc != 0) { /* refused: on_page never ran, r is still ours */
     unlink_read(c, r);
@@ -298,6 +318,7 @@ void wschat__replay_detach(struct wschat_client *c) {
   for (struct wschat__read *r = c->reads; r; r = r->next)
     r->c = NULL; /* freed when its answer comes */
   c->reads = NULL;
+  c->nreads = c->nasked = 0;
   if (c->held != NULL) {
     /* Reads in the queue are on the list too: only frames are dropped. */
     struct wschat__held *h = c->held;
