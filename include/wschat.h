@@ -735,6 +735,9 @@ WSCHAT_EXTERN int wschat_client_add_header(struct wschat_client *client,
 
 /*
  * Sends a text message to one client (copies text; must be valid UTF-8).
+ * With a history store, it goes out after the replay of a room the client
+ * is joining, like the room's own traffic (so a greeting from on_join
+ * follows the join).
  * Returns 0, WSCHAT_ENOTOPEN (still in its handshake), WSCHAT_ECLOSED,
  * WSCHAT_EINVAL (invalid UTF-8) or WSCHAT_ENOMEM.
  */

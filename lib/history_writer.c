@@ -393,7 +393,8 @@ static void do_read(struct store *s, const struct rec *r) {
                       page->more ? page->ev[page->n - 1]->id : UINT64_MAX);
   } else {
     /* The newest `limit` rows below bound: if there are that many, from
-     * the first returned; else every row of the room below bound. */
+     * the oldest returned (the last of this descending scan); else every
+     * row of the room below bound. */
     uint64_t hi = kind == WSCHAT__HISTORY_LAST ? UINT64_MAX
                   : r->id > 0                  ? r->id - 1
                                                : 0;

@@ -279,6 +279,15 @@ static void req_history(struct wschat_client *c,
     chat_error(c, WSCHAT_ENOTMEMBER, 1, q->room, q->ref);
     return;
   }
+  if (wschat__session_env(c)->history != NULL && !wschat__replay_can_ask(c)) {
+    char msg[96];
+    snprintf(msg, sizeof(msg),
+             "too many history requests at once (at most %d): wait for "
+             "their answers",
+             WSCHAT__REPLAY_MAX_ASKED);
+    send_error(c, WSCHAT__JERR_RATE_LIMITED, msg, q->ref);
+    return;
+  }
   struct wschat__history_query hq = {
       .kind = q->has_before ? WSCHAT__HISTORY_BEFORE : WSCHAT__HISTORY_LAST,
       .room = ms->room->name,

@@ -73,6 +73,7 @@ struct wschat_client {
   struct wschat__held *held;  /* owned: what waits behind a replay */
   struct wschat__read *reads; /* reads in flight (owned by the store's
                                  callbacks; see replay.h) */
+  uint16_t nreads, nasked;    /* on that list: all, and the requests */
   /* The next replay (set just before a join): recover after since in the
    * store of epoch (0: the current one) instead of the last events. */
   uint64_t since, since_epoch;

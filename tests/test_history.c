@@ -721,6 +721,42 @@ START_TEST(test_queue_full) {
 }
 END_TEST
 
+/* Regression: a read of the newest `limit` rows that found that many
+ * checked for missing ids only above the newest row it returned (the
+ * first, in the descending scan), so a row dropped between the rows it
+ * returned went unreported: complete = 1 with a hole in the page. */
+START_TEST(test_gap_inside_a_full_page) {
+  struct wschat__history_config cfg = config("a.db");
+  cfg.queue_bytes = 1024;
+  struct wschat__history *h = open_cfg(&cfg);
+  uint64_t first = say(h, "dev", "a");
+  char big[2048];
+  memset(big, 'b', sizeof(big));
+  int r;
+  uint64_t dropped = add_full(h, WSCHAT_EVENT_MESSAGE, "dev", "alice", NULL,
+                              big, sizeof(big), NULL, &r);
+  ck_assert_int_eq(r, WSCHAT_ETOOBIG);
+  uint64_t last = say(h, "dev", "y");
+  ck_assert_uint_lt(first, dropped);
+  ck_assert_uint_lt(dropped, last);
+  struct wschat__history_page *p = last_n(h, "dev", 2);
+  ck_assert_uint_eq(p->n, 2);
+  ck_assert_uint_eq(p->ev[0]->id, first);
+  ck_assert_uint_eq(p->ev[1]->id, last);
+  ck_assert_int_eq(p->complete, 0); /* `dropped` lies between them */
+  wschat__history_page_free(p);
+  p = read_sync(h, WSCHAT__HISTORY_BEFORE, "dev", last + 1, 0, 2);
+  ck_assert_uint_eq(p->n, 2);
+  ck_assert_int_eq(p->complete, 0);
+  wschat__history_page_free(p);
+  p = last_n(h, "dev", 1); /* only `last`: nothing missing in its range */
+  ck_assert_uint_eq(p->n, 1);
+  ck_assert_int_eq(p->complete, 1);
+  wschat__history_page_free(p);
+  h->ops->close(h);
+}
+END_TEST
+
 START_TEST(test_unwritable) {
   /* A folder where the file should be; a folder that does not exist. */
   struct wschat__history_config cfg = config("");
@@ -1041,6 +1077,7 @@ int main(void) {
   tcase_add_test(tc, test_read_sees_queue_close_flushes);
   tcase_add_test(tc, test_post_fails);
   tcase_add_test(tc, test_queue_full);
+  tcase_add_test(tc, test_gap_inside_a_full_page);
   tcase_add_test(tc, test_unwritable);
   tcase_add_test(tc, test_disk_full);
   tcase_add_test(tc, test_crash_default_flush);
