@@ -241,8 +241,14 @@ static void on_page(struct wschat__history_page *page, void *user) {
   /* A store that answers later may see appends made after the read was
    * asked for (ours does not; an application's may): those events reach
    * a joiner live, after its replay, and must not come twice. */
+  uint64_t upto = r->upto;
+  if (upto == 0) { /* asked before this process made any event: every
+                      event it made since is newer than the read */
+    uint64_t first = wschat__session_env(c)->chat->first_event;
+    upto = first ? first - 1 : UINT64_MAX;
+  }
   while (r->why == WSCHAT__REPLAY_JOIN && page->n > 0 &&
-         page->ev[page->n - 1]->id > r->upto)
+         page->ev[page->n - 1]->id > upto)
     wschat__event_unref(page->ev[--page->n]);
   int json = (c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON;
   int rc = !client_open(c) ? 0 /* nobody will read it: not rendered */
