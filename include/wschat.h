@@ -521,7 +521,8 @@ wschat_server_set_history_store(struct wschat_server *srv,
 
 /* Adds one stored event to a reply (oldest first; strings copied; text
  * len bytes of valid UTF-8). Loop thread. Returns 0, WSCHAT_EINVAL (a
- * whisper or notice, no room, bad UTF-8) or WSCHAT_ENOMEM. */
+ * whisper or notice, no room or an invalid one, a string that is not
+ * valid UTF-8) or WSCHAT_ENOMEM. */
 WSCHAT_EXTERN int wschat_history_reply_add(
     struct wschat_history_reply *reply, enum wschat_event_kind kind,
     uint64_t id, int64_t time_ms, const char *room, const char *from,

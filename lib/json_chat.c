@@ -183,6 +183,10 @@ int wschat__json_open(struct wschat_client *c, const char *query,
              "since must be an integer from 0 to 2^53 - 1");
   }
 
+  if (c->has_since && room == NULL && strcmp(where, WSCHAT__LOBBY) == 0 &&
+      wschat__http_query_param(query, ql, "room", want, sizeof(want)) != -1 &&
+      strcasecmp(want, WSCHAT__LOBBY) != 0)
+    c->has_since = 0; /* its ?room= was refused: since meant another room */
   struct wschat__room *r0 = wschat__room_find(&ch->rooms, where);
   if (welcome(c, r0 ? r0->name : where) != 0)
     return WSCHAT_ENOMEM;
@@ -288,10 +292,14 @@ static void req_history(struct wschat_client *c,
     send_error(c, WSCHAT__JERR_RATE_LIMITED, msg, q->ref);
     return;
   }
+  struct wschat__history *h = wschat__session_env(c)->history;
   struct wschat__history_query hq = {
-      .kind = q->has_before ? WSCHAT__HISTORY_BEFORE : WSCHAT__HISTORY_LAST,
+      .kind = q->has_after    ? WSCHAT__HISTORY_AFTER
+              : q->has_before ? WSCHAT__HISTORY_BEFORE
+                              : WSCHAT__HISTORY_LAST,
       .room = ms->room->name,
-      .id = q->before,
+      .id = q->has_after ? q->after : q->before,
+      .epoch = h ? h->ops->epoch(h) : 0,
       .limit = q->limit,
   };
   int rc = wschat__replay_start(c, &hq, WSCHAT__REPLAY_ASKED, q->ref);

@@ -245,6 +245,14 @@ static int fields(struct wschat__json_req *out,
                      &out->has_before)) != 0)
       return r;
     out->before = (uint64_t)n;
+    n = 0;
+    if ((r = get_int(out, "after", 0, 0, WSCHAT__JSON_MAX_INT, &n,
+                     &out->has_after)) != 0)
+      return r;
+    out->after = (uint64_t)n;
+    if (out->has_before && out->has_after)
+      return fail(out, WSCHAT__JERR_BAD_FIELD,
+                  "\"before\" and \"after\" cannot both be given");
     return 0;
   case WSCHAT__JREQ_TYPING:
     return get_room(out, "room", 1);

@@ -219,9 +219,10 @@ static int json_answer(struct wschat__read *r,
                                         "history could not be read", r->ref),
                      &cap);
   /* Recovery asks for everything after an id: rows left for a next page
-   * are missing from this answer. Other reads ask for a limit. */
+   * are missing from its answer. Requests ask for a limit. */
   int complete = page->err == 0 && page->complete &&
-                 !(r->kind == WSCHAT__HISTORY_AFTER && page->more);
+                 !(r->why == WSCHAT__REPLAY_JOIN &&
+                   r->kind == WSCHAT__HISTORY_AFTER && page->more);
   return add_frame(r,
                    wschat__json_history(
                        r->room, (const struct wschat_event *const *)page->ev,

@@ -255,6 +255,11 @@ int wschat_server_set_history_store(struct wschat_server *srv,
   return 0;
 }
 
+/* An optional string of a stored event: NULL, or valid UTF-8. */
+static int str_ok(const char *s) {
+  return s == NULL || wschat__utf8_valid(s, strlen(s));
+}
+
 int wschat_history_reply_add(struct wschat_history_reply *reply,
                              enum wschat_event_kind kind, uint64_t id,
                              int64_t time_ms, const char *room,
@@ -263,7 +268,9 @@ int wschat_history_reply_add(struct wschat_history_reply *reply,
                              const char *reason) {
   if (reply == NULL || room == NULL || kind < WSCHAT_EVENT_MESSAGE ||
       kind > WSCHAT_EVENT_NICK || (text == NULL && len > 0) ||
-      !wschat__utf8_valid(text ? text : "", len))
+      !wschat__utf8_valid(text ? text : "", len) ||
+      !wschat__room_valid(room, strlen(room)) || !str_ok(from) ||
+      !str_ok(to) || !str_ok(reason))
     return WSCHAT_EINVAL;
   struct wschat__history_page *p = reply->page;
   if (p->n == reply->cap) {
