@@ -44,6 +44,8 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     status: $("status"),
+    statusText: $("status-text"), /* read out when it changes */
+    statusRetry: $("status-retry"), /* the countdown: shown, not read out */
     nameForm: $("name-form"),
     nameInput: $("name-input"),
     rooms: $("rooms"),
@@ -101,7 +103,8 @@
 
   function setStatus(kind, text) {
     ui.status.dataset.state = kind;
-    ui.status.textContent = text;
+    ui.statusText.textContent = text;
+    ui.statusRetry.textContent = "";
   }
 
   /* ---- rooms ---- */
@@ -775,20 +778,20 @@
       const why = e.reason ? " (" + e.reason + ")" : e.code === 1001 ? " (the server went away)" : "";
       retryAt = Date.now() + delay;
       ui.status.dataset.retryAt = String(retryAt);
-      countdown("disconnected" + why);
+      setStatus("closed", "disconnected" + why + ": reconnecting");
+      countdown();
       state.timer = setTimeout(connect, delay);
     };
   }
 
-  /* "reconnecting in N s", counted down each second until connect(). */
+  /* " in N s" after "reconnecting", counted down each second. */
   let retryAt = 0;
   let countdownTimer = null;
-  function countdown(prefix) {
+  function countdown() {
     clearTimeout(countdownTimer);
     if (state.ws || state.quit) return;
-    const left = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-    setStatus("closed", prefix + ": reconnecting in " + left + " s");
-    countdownTimer = setTimeout(() => countdown(prefix), 1000);
+    ui.statusRetry.textContent = " in " + Math.max(1, Math.ceil((retryAt - Date.now()) / 1000)) + " s";
+    countdownTimer = setTimeout(countdown, 1000);
   }
 
   window.addEventListener("online", () => {
