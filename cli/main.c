@@ -15,6 +15,8 @@
 #include <uv.h>
 #include <wschat.h>
 
+#include "web.h"
+
 struct flag {
   const char *name;
   const char *arg; /* NULL for a switch */
@@ -61,11 +63,13 @@ static const struct flag flags[] = {
 };
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: chat-cli [options]\n\n"
-               "A WebSocket chat server (libwschat %s). Connect with any "
-               "WebSocket client,\ne.g. websocat ws://localhost:8765 or a "
-               "browser's new WebSocket(\"ws://localhost:8765\").\n\n"
-               "options:\n",
+  fprintf(out,
+          "usage: chat-cli [options]\n\n"
+          "A WebSocket chat server (libwschat %s). Open "
+          "http://localhost:8765/ in a browser\nfor the chat page, or "
+          "connect any WebSocket client, e.g. websocat\n"
+          "ws://localhost:8765.\n\n"
+          "options:\n",
           wschat_version_string());
   for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
     char left[48];
@@ -277,6 +281,13 @@ int main(int argc, char **argv) {
             "its own --history PATH, or --no-history)\n",
             hist.path, wschat_strerror(r));
     history = 0;
+  }
+  /* The chat page on GET / (web/, compiled in); the echo server has none. */
+  if (!echo && (r = web_register(cli.srv)) != 0) {
+    fprintf(stderr, "chat-cli: cannot serve the web page: %s\n",
+            wschat_strerror(r));
+    wschat_server_free(cli.srv);
+    return 1;
   }
   r = wschat_server_listen(cli.srv, host, (int)port);
   if (r != 0) {

@@ -893,7 +893,8 @@ WSCHAT_EXTERN size_t wschat_server_members(struct wschat_server *srv,
 /* ---------------------------------------------------------------------- */
 /* HTTP on the WebSocket port: plain requests (not upgrades) to registered
  * paths are answered by the application. Built in: GET /healthz (200 ok);
- * GET / answers 426 unless a route takes it; anything else 404. */
+ * GET / answers 426 unless a route takes it (chat-cli's web page does);
+ * anything else 404. */
 
 /*
  * Called on the loop thread for a plain GET or HEAD request to a registered
@@ -904,8 +905,9 @@ typedef void (*wschat_http_cb)(struct wschat_http_request *req, void *user);
 
 /*
  * Registers path: exact ("/metrics"), or a prefix when it ends in '/'
- * ("/static/" takes "/static/app.js"); the longest match wins. A route
- * may take "/" and "/healthz". Copied.
+ * ("/static/" takes "/static/app.js"); the longest match wins. "/" is
+ * exact: it takes the root only, not every path. A route may take "/"
+ * and "/healthz" (replacing the built-in answers). Copied.
  * Returns 0, WSCHAT_EINVAL (path not starting with '/', or over 256
  * bytes), WSCHAT_EEXIST or WSCHAT_ENOMEM.
  */
@@ -929,9 +931,12 @@ WSCHAT_EXTERN int wschat_http_add_header(struct wschat_http_request *req,
 /*
  * Answers with status (200-599), content_type (NULL: text/plain;
  * charset=utf-8) and body (copied; for HEAD only its length is sent). The
- * connection closes after the answer.
- * Returns 0, WSCHAT_EINVAL, WSCHAT_ESTATE (already answered) or
- * WSCHAT_ENOMEM.
+ * connection closes after the answer. 204 and 304 (e.g. to a request whose
+ * If-None-Match names the ETag you send) have no body: len must be 0, and
+ * the answer has no Content-Length, and no Content-Type unless you give
+ * one.
+ * Returns 0, WSCHAT_EINVAL (also: a body with 204 or 304), WSCHAT_ESTATE
+ * (already answered) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_http_respond(struct wschat_http_request *req,
                                       int status, const char *content_type,

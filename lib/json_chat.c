@@ -367,8 +367,9 @@ static void dispatch(struct wschat_client *c, const struct wschat__json_req *q) 
   int rc = 0;
   switch (q->type) {
   case WSCHAT__JREQ_MESSAGE:
-    rc = wschat__chat_say_in(ch, m, q->room, WSCHAT_EVENT_MESSAGE, q->text,
-                             q->text_len);
+    rc = wschat__chat_say_in(
+        ch, m, q->room, q->action ? WSCHAT_EVENT_ACTION : WSCHAT_EVENT_MESSAGE,
+        q->text, q->text_len);
     if (rc != 0)
       chat_error(c, rc, 1,
                  q->room ? q->room : (m->nrooms ? "?" : "any room"), q->ref);

@@ -116,6 +116,7 @@ struct wschat__json_req {
   uint64_t after;    /* history, when has_after (never with before) */
   uint32_t limit;    /* history: 1..max_history */
   int has_since, has_before, has_after;
+  int action; /* message: "action": true, a /me */
   json_t *ref; /* the client's ref (a string of at most max_ref bytes, or a
                   number), to echo; NULL if none. Borrowed from root: the
                   builders of json_view.h take their own reference. */

@@ -72,7 +72,9 @@
  * "doom" (the hook closes it, 4004). A MESSAGE "echo-me" makes the first
  * watcher say "echoed" as probebot (an event caused inside a watcher).
  * HTTP routes: /probe/status (200, X-Route), /probe/ and /probe/deep/
- * (prefixes), /probe/silent (no answer: 500), /probe/bad (404 "nope").
+ * (prefixes), /probe/silent (no answer: 500), /probe/bad (404 "nope"),
+ * /probe/cached (ETag "v1"; 304 to an If-None-Match naming it), and "/"
+ * (the root only: /healthz and unknown paths keep the built-in answers).
  *
  * Calls whose result the API states are checked where they are made; a
  * wrong result prints "check FAIL ..." (the tests require none).
@@ -1537,6 +1539,24 @@ static void route_bad(struct wschat_http_request *req, void *user) {
   CHECK(r == 0, "respond 404: %d", r);
 }
 
+/* A cached file: ETag "v1"; If-None-Match naming it gets 304, no body. */
+static void route_cached(struct wschat_http_request *req, void *user) {
+  (void)user;
+  char inm[64];
+  int r = wschat_http_add_header(req, "ETag", "\"v1\"");
+  CHECK(r == 0, "add ETag: %d", r);
+  int n = wschat_http_header(req, "If-None-Match", inm, sizeof(inm));
+  if (n > 0 && strcmp(inm, "\"v1\"") == 0) {
+    r = wschat_http_respond(req, 304, NULL, "x", 1);
+    CHECK(r == WSCHAT_EINVAL, "respond 304 with a body: %d", r);
+    r = wschat_http_respond(req, 304, NULL, NULL, 0);
+    CHECK(r == 0, "respond 304: %d", r);
+  } else {
+    r = wschat_http_respond(req, 200, "text/css", "p{}", 3);
+    CHECK(r == 0, "respond 200: %d", r);
+  }
+}
+
 /* ---- start and stop ---- */
 
 static void close_own_handles(void) {
@@ -1816,6 +1836,10 @@ static void check_registries(struct wschat_server *srv) {
   r = wschat_server_route(srv, "/probe/silent", route_silent, NULL);
   CHECK(r == 0, "route: %d", r);
   r = wschat_server_route(srv, "/probe/bad", route_bad, NULL);
+  CHECK(r == 0, "route: %d", r);
+  r = wschat_server_route(srv, "/probe/cached", route_cached, NULL);
+  CHECK(r == 0, "route: %d", r);
+  r = wschat_server_route(srv, "/", route_prefix, "/");
   CHECK(r == 0, "route: %d", r);
   r = wschat_server_route(srv, "/probe/status", route_status, &app);
   CHECK(r == WSCHAT_EEXIST, "route twice: %d", r);

@@ -1406,10 +1406,17 @@ def test_http_routes(probe):
     assert http(port, "GET", "/probe/silent")[0] == 500  # the route did not answer
     status, _, body = http(port, "GET", "/probe/bad")
     assert (status, body) == (404, b"nope")
-    # Built-in answers where no route is registered.
-    assert http(port, "GET", "/healthz")[0] == 200
+    # An ETag and 304: no body, no Content-Length, no default type.
+    status, hdrs, body = http(port, "GET", "/probe/cached")
+    assert (status, hdrs["etag"], hdrs["content-length"], body) == (200, '"v1"', "3", b"p{}")
+    status, hdrs, body = http(port, "GET", "/probe/cached", 'If-None-Match: "v1"\r\n')
+    assert (status, hdrs["etag"], body) == (304, '"v1"', b""), (status, hdrs, body)
+    assert "content-length" not in hdrs and "content-type" not in hdrs, hdrs
+    # "/" is registered: it takes the root only. Built-in answers where no
+    # route is registered.
+    assert http(port, "GET", "/")[:3:2] == (200, b"prefix / path=/")
+    assert http(port, "GET", "/healthz")[:3:2] == (200, b"ok\n")
     assert http(port, "GET", "/elsewhere")[0] == 404
-    assert http(port, "GET", "/")[0] == 426
     assert http(port, "POST", "/probe/status", "Content-Length: 0\r\n")[0] == 405
     assert probe.matching(r"http .*") == [
         "http GET /probe/status a=1",
@@ -1419,6 +1426,7 @@ def test_http_routes(probe):
         "http GET /probe/deep -",
         "http GET /probe/silent -",
         "http GET /probe/bad -",
+        "http GET / -",
     ]
 
     async def go():  # an upgrade to a routed path is a WebSocket client
