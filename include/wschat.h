@@ -529,8 +529,10 @@ WSCHAT_EXTERN int wschat_history_reply_add(
     const char *to, const char *text, size_t len, const char *reason);
 /* Ends a reply: complete says that no row asked for is missing; more
  * that further rows exist beyond those given; err is 0 or WSCHAT_EIO (the
- * read failed). The reply is answered at once and freed. Loop thread
- * (from another thread, post it with wschat_server_post()). */
+ * read failed). The reply is freed at once; its answer reaches the
+ * reader on a later turn of the loop (so a store may end a reply inside
+ * its read()). Loop thread (from another thread, post it with
+ * wschat_server_post()). */
 WSCHAT_EXTERN void wschat_history_reply_end(struct wschat_history_reply *reply,
                                             int complete, int more, int err);
 

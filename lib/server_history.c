@@ -161,6 +161,7 @@ struct ext {
   struct wschat__history base; /* first */
   struct wschat_history_store ops;
   void *store;
+  struct wschat_server *srv; /* whose post queue delivers the answers */
 };
 
 struct wschat_history_reply {
@@ -250,6 +251,7 @@ int wschat_server_set_history_store(struct wschat_server *srv,
   e->base.ops = &ext_ops;
   e->ops = *ops;
   e->store = store;
+  e->srv = srv;
   attach(srv, &e->base);
   srv->history_builtin = 0;
   return 0;
@@ -305,6 +307,14 @@ void wschat_history_reply_end(struct wschat_history_reply *reply,
       wschat__event_unref(p->ev[i]);
     p->n = 0;
   }
+  struct wschat_server *srv = reply->ext->srv;
   free(reply);
-  p->cb(p, p->user);
+  /* Never from inside the store's read(): a store may answer there, but
+   * the readers (a client's replay, wschat_server_read_history()) are
+   * promised their answer later, as the built-in store gives it: a replay
+   * links its read after the read call returns. The post queue delivers it
+   * on the next turn of the loop (and during a shutdown). A server that
+   * cannot post (not listening yet) has no client reads: answer now. */
+  if (wschat__post(&srv->posts, wschat__history_deliver, p, 0) != 0)
+    p->cb(p, p->user);
 }
