@@ -496,8 +496,9 @@ struct wschat_history_reply;
  * - read: answer q through reply, now or later (the reply is the store's
  *   until wschat_history_reply_end()). Return 0, or an error: then the
  *   reply must not be used.
- * - close: called once, at shutdown (after every reply ended) or in
- *   wschat_server_free(); store is not used again.
+ * - close: called once, at shutdown or in wschat_server_free(); store is
+ *   not used again. Replies it has not ended by then must not be ended
+ *   afterwards: the server ends them as failed reads.
  */
 struct wschat_history_store {
   int (*append)(void *store, const struct wschat_event *ev);
