@@ -3,7 +3,7 @@
  * (wschat_server_set_history_store()), kept in memory, for
  * tests/e2e/test_history_store.py.
  *
- *   store_probe now|later [PORT]     (0 or nothing: a free port)
+ *   store_probe now|later|never [PORT]     (0 or nothing: a free port)
  *
  * "now" answers each read from inside the store's read() (the API allows
  * it: "answer q through reply, now or later"); "later" answers it from a
@@ -36,7 +36,8 @@ struct store {
   struct row *rows;
   size_t n, cap;
   uint64_t next;
-  int now; /* answer inside read() */
+  int now;   /* answer inside read() */
+  int never; /* never answer: replies are left to the server at close */
   struct wschat_server *srv;
 };
 
@@ -135,6 +136,8 @@ static int st_read(void *user, const struct wschat_history_query *q,
     answer(s, q->kind, q->room, id, q->limit, reply);
     return 0;
   }
+  if (s->never)
+    return 0; /* the server must end it at close */
   struct later *l = malloc(sizeof(*l));
   if (l == NULL)
     return WSCHAT_ENOMEM;
@@ -190,11 +193,13 @@ int main(int argc, char **argv) {
   static struct store s;
   static const struct wschat_history_store ops = {st_append, st_next_id,
                                                   st_epoch, st_read, st_close};
-  if (argc < 2 || (strcmp(argv[1], "now") && strcmp(argv[1], "later"))) {
-    fprintf(stderr, "usage: store_probe now|later [PORT]\n");
+  if (argc < 2 || (strcmp(argv[1], "now") && strcmp(argv[1], "later") &&
+                    strcmp(argv[1], "never"))) {
+    fprintf(stderr, "usage: store_probe now|later|never [PORT]\n");
     return 2;
   }
   s.now = strcmp(argv[1], "now") == 0;
+  s.never = strcmp(argv[1], "never") == 0;
   int port = argc > 2 ? atoi(argv[2]) : 0;
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();

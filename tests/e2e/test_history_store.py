@@ -153,3 +153,25 @@ def test_application_send_waits_behind_the_replay():
         assert p.stop() == 0, p.stderr_text()
     finally:
         p.stop()
+
+
+def test_store_that_never_answers_is_ended_at_shutdown():
+    """A store that never ends its replies: the joiner waits (its live
+    traffic is held behind the replay), and at shutdown the server ends
+    the replies itself. The exit is clean (under ASan: nothing leaked)."""
+    p = Probe("never")
+    try:
+        async def body():
+            ws = await websockets.connect(p.url + "?name=ann", subprotocols=["wschat.v1.json"])
+            w = json.loads(await recv(ws))
+            assert w["type"] == "welcome", w
+            await ws.send(json.dumps({"type": "history", "room": "lobby", "limit": 5}))
+            try:
+                m = await asyncio.wait_for(ws.recv(), 0.5)
+                raise AssertionError("nothing may pass the unanswered replay: %r" % (m,))
+            except asyncio.TimeoutError:
+                pass
+            await ws.close()
+        asyncio.run(asyncio.wait_for(body(), 20))
+    finally:
+        assert p.stop() == 0, p.stderr_text()
