@@ -29,6 +29,9 @@ static const struct flag flags[] = {
     {"--echo", NULL, "off", "run a plain echo server instead of the chat"},
     {"--max-message", "BYTES", "1048576",
      "largest message accepted (larger: close 1009)"},
+    {"--max-line", "BYTES", "65536",
+     "longest chat line (text) a client may send; longer: \"! line too "
+     "long\" (at most (max-message - 256) / 6)"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
     {"--max-header", "BYTES", "8192",
@@ -224,6 +227,8 @@ int main(int argc, char **argv) {
         opt = WSCHAT_OPT_QUIET_ROOM, seconds = 0, lo = 0;
       else if (strcmp(name, "--max-message") == 0)
         opt = WSCHAT_OPT_MAX_MESSAGE, seconds = 0;
+      else if (strcmp(name, "--max-line") == 0)
+        opt = WSCHAT_OPT_MAX_LINE, seconds = 0;
       else if (strcmp(name, "--max-output") == 0)
         opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
       else if (strcmp(name, "--max-header") == 0)

@@ -128,6 +128,12 @@ enum wschat_option {
   WSCHAT_OPT_HISTORY_REPLAY,        /* with a history store: the last
                                        events of a room a joiner gets
                                        (0-10,000); default 50 */
+  WSCHAT_OPT_MAX_LINE,              /* bytes of chat text in one message (a
+                                       text client's whole message, a JSON
+                                       "text"); longer: "! line too long"
+                                       or too_long. Never more than renders
+                                       within MAX_MESSAGE: (MAX_MESSAGE -
+                                       256) / 6. 1 to 2^31; default 65536 */
 };
 
 /*

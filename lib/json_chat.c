@@ -408,6 +408,7 @@ void wschat__json_message(struct wschat_client *c, const char *text,
   struct wschat__json_req q;
   struct wschat__json_limits lim;
   wschat__json_limits_default(&lim);
+  lim.max_text = wschat__session_line_max(wschat__session_env(c));
   if (wschat__json_parse(text, len, &q, &lim) != 0)
     send_error(c, q.code, q.message, q.ref);
   else

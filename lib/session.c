@@ -28,6 +28,34 @@
 #include "utf8.h"
 #include "view.h"
 
+/* ---- the session's options ---- */
+
+void wschat__session_env_init(struct wschat__session_env *env) {
+  env->max_line = WSCHAT__MAX_LINE_DEFAULT;
+}
+
+void wschat__session_env_free(struct wschat__session_env *env) { (void)env; }
+
+int wschat__session_set_option(struct wschat__session_env *env, int opt,
+                               int64_t v) {
+  switch (opt) {
+  case WSCHAT_OPT_MAX_LINE:
+    if (v < 1 || v > (int64_t)1 << 31)
+      return WSCHAT_EINVAL;
+    env->max_line = (size_t)v;
+    return 0;
+  default:
+    return WSCHAT_EINVAL;
+  }
+}
+
+size_t wschat__session_line_max(const struct wschat__session_env *env) {
+  size_t max = env->conn.max_message;
+  size_t fits =
+      max > WSCHAT__LINE_OVERHEAD + 6 ? (max - WSCHAT__LINE_OVERHEAD) / 6 : 1;
+  return env->max_line < fits ? env->max_line : fits;
+}
+
 /* ---- requests ---- */
 
 static void respond_status(struct wschat_client *c, int status,
@@ -229,6 +257,28 @@ struct wschat_message {
   char *replaced; /* owned, from wschat_message_replace() */
 };
 
+/* Server text to a text client (out of memory: closed at the flush). */
+static void reply_text(struct wschat_client *c, const char *text, size_t len) {
+  wschat__session_reply(NULL, &c->member, text, len);
+}
+
+/* A line or command of a text client. */
+static void text_message(struct wschat_client *c, const char *text,
+                         size_t len) {
+  const struct wschat__session_env *env = wschat__session_env(c);
+  size_t max = wschat__session_line_max(env);
+  if (len > max) {
+    char line[80];
+    int n = snprintf(line, sizeof(line), "! line too long (at most %zu bytes)",
+                     max);
+    reply_text(c, line, (size_t)n);
+    return;
+  }
+  struct wschat__cmd cmd;
+  wschat__cmd_parse(text, len, &cmd);
+  wschat__text_command(env->text, &c->member, &cmd);
+}
+
 void wschat__session_on_message(struct wschat__conn *conn, int opcode,
                                 const uint8_t *msg, size_t len) {
   struct wschat_client *c = wschat__client_of(conn);
@@ -268,7 +318,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
       wschat__frame_unref(f);
     }
   } else {
-    wschat__text_line(env->text, &c->member, m.text, m.len);
+    text_message(c, m.text, m.len);
   }
   free(m.replaced);
 }

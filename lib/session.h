@@ -28,6 +28,9 @@ struct wschat__history;
 struct wschat__held;
 struct wschat__read;
 
+/* The chat's default limits. */
+#define WSCHAT__MAX_LINE_DEFAULT 65536
+
 /* What every client of a server shares (owned by the server; the conn
  * env first, so a client reaches this through its conn's env pointer). */
 struct wschat__session_env {
@@ -45,7 +48,26 @@ struct wschat__session_env {
   const struct wschat__routes *routes;
   struct wschat__history *history; /* the server's store, or NULL */
   unsigned replay;                 /* events replayed to a joiner */
+  /* The chat's limits (session.c). A line is at most max_line bytes (see
+   * wschat__session_line_max()). */
+  size_t max_line;
 };
+
+/* Sets the defaults of the session's own options (the server calls it
+ * once, on a zeroed env). */
+void wschat__session_env_init(struct wschat__session_env *env);
+/* Frees what the env owns. */
+void wschat__session_env_free(struct wschat__session_env *env);
+/* The session's options: WSCHAT_OPT_MAX_LINE. Returns 0 or WSCHAT_EINVAL
+ * (another option, or a value out of range). */
+int wschat__session_set_option(struct wschat__session_env *env, int opt,
+                               int64_t v);
+/* The most bytes of chat text a client may send in one line (a text
+ * message, a JSON text): max_line, but never so much that its rendering
+ * (a prefix of at most WSCHAT__LINE_OVERHEAD bytes; JSON escapes a
+ * control character in six) would exceed max_message. At least 1. */
+#define WSCHAT__LINE_OVERHEAD 256
+size_t wschat__session_line_max(const struct wschat__session_env *env);
 
 /* What a client asked for and what the application decided, while it
  * connects (freed once it is open or gone). */

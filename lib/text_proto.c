@@ -351,6 +351,14 @@ static void cmd_whisper(const struct wschat__text *t, struct wschat__member *m,
 static void cmd_quit(const struct wschat__text *t, struct wschat__member *m,
                      struct wschat__slice reason) {
   char *r = NULL;
+  /* A reason goes into the leave notice and the close frame, which holds
+   * 123 bytes: longer ones are cut there, at a character's start. */
+  if (reason.len > WSCHAT__REASON_MAX) {
+    reason.len = WSCHAT__REASON_MAX;
+    while (reason.len > 0 &&
+           ((unsigned char)reason.p[reason.len] & 0xC0) == 0x80)
+      reason.len--;
+  }
   if (reason.len > 0 && (r = malloc(reason.len + 1)) != NULL) {
     memcpy(r, reason.p, reason.len);
     r[reason.len] = '\0';
@@ -390,6 +398,13 @@ void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
                        const char *text, size_t len) {
   struct wschat__cmd cmd;
   wschat__cmd_parse(text, len, &cmd);
+  wschat__text_command(t, m, &cmd);
+}
+
+void wschat__text_command(const struct wschat__text *t,
+                          struct wschat__member *m,
+                          const struct wschat__cmd *c) {
+  struct wschat__cmd cmd = *c;
   if (wschat__member_room(m) == NULL && cmd.kind != WSCHAT__CMD_QUIT &&
       cmd.kind != WSCHAT__CMD_JOIN && cmd.kind != WSCHAT__CMD_HELP) {
     reply(t, m, "! you are in no room: /join one");

@@ -15,6 +15,10 @@
 struct wschat__chat;
 struct wschat__member;
 
+/* The most bytes of a /quit reason (what a close frame holds); longer ones
+ * are cut at a character's start. */
+#define WSCHAT__REASON_MAX 123
+
 struct wschat__text_io {
   /* One message to m (server text: may hold several lines). */
   void (*reply)(void *user, struct wschat__member *m, const char *text,
@@ -46,6 +50,11 @@ int wschat__text_open(const struct wschat__text *t, struct wschat__member *m,
 /* One line (valid UTF-8) from an open client. */
 void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
                        const char *text, size_t len);
+/* The same, parsed already (by wschat__cmd_parse()). */
+struct wschat__cmd;
+void wschat__text_command(const struct wschat__text *t,
+                          struct wschat__member *m,
+                          const struct wschat__cmd *cmd);
 
 /* The help text (built-in commands, then the registered ones); a malloc'd
  * string the caller frees, or NULL when out of memory. */

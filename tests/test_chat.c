@@ -1795,6 +1795,34 @@ START_TEST(text_quit) {
 }
 END_TEST
 
+/* A /quit reason is cut to what a close frame holds (123 bytes), at a
+ * character's start, for the leave notice as for the close. */
+START_TEST(text_quit_reason_bounded) {
+  fx_init();
+  struct user *a = open_text("name=alice");
+  struct user *b = open_text("name=bob");
+  struct user *c = open_text("name=carol");
+  clear_all();
+  char quit[600], want[200];
+  memcpy(quit, "/quit ", 6);
+  memset(quit + 6, 'r', 500);
+  quit[506] = '\0';
+  line(a, quit);
+  snprintf(want, sizeof(want), "* alice left #lobby (%.123s)", quit + 6);
+  EXPECT(b, want);
+  EXPECT(c, want);
+  /* e-acute is two bytes: 61 of them are 122 bytes; the 62nd would cut. */
+  memcpy(quit, "/quit ", 6);
+  for (int i = 0; i < 100; i++)
+    memcpy(quit + 6 + 2 * i, "\xc3\xa9", 2);
+  quit[206] = '\0';
+  line(b, quit);
+  snprintf(want, sizeof(want), "* bob left #lobby (%.122s)", quit + 6);
+  EXPECT(c, want);
+  fx_free();
+}
+END_TEST
+
 /* ---- exit ---- */
 
 /* Every room of a member that exits is told, with the reason, newest room
@@ -1886,6 +1914,7 @@ int main(void) {
   tcase_add_test(tc, text_users_and_rooms);
   tcase_add_test(tc, text_whisper_and_nick);
   tcase_add_test(tc, text_quit);
+  tcase_add_test(tc, text_quit_reason_bounded);
   tcase_add_test(tc, exit_tells_every_room);
   tcase_add_test(tc, exit_silent);
   suite_add_tcase(s, tc);
