@@ -32,13 +32,19 @@ static const struct flag flags[] = {
     {"--max-line", "BYTES", "65536",
      "longest chat line (text) a client may send; longer: \"! line too "
      "long\" (at most (max-message - 256) / 6)"},
+    {"--rate", "N", "20",
+     "chat messages a client may send a second (0: no flood control); "
+     "over it: \"! slow down\", then close 1008"},
+    {"--burst", "N", "40", "chat messages a client may send at once"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
     {"--max-header", "BYTES", "8192",
      "largest HTTP request head (larger: HTTP 431)"},
     {"--handshake-timeout", "SECONDS", "10",
      "time allowed to complete the HTTP upgrade"},
-    {"--ping-interval", "SECONDS", "20", "ping a peer after this much silence (each up to a quarter sooner, to spread pings)"},
+    {"--ping-interval", "SECONDS", "20",
+     "ping a peer after this much silence (each up to a quarter sooner, to "
+     "spread pings)"},
     {"--ping-timeout", "SECONDS", "20",
      "close a peer that has not answered a ping by then (1011)"},
     {"--close-timeout", "SECONDS", "3",
@@ -148,7 +154,7 @@ int main(int argc, char **argv) {
   struct {
     long long value;
     enum wschat_option opt;
-  } opts[16] = {{0}};
+  } opts[32] = {{0}};
   int nopts = 0, echo = 0;
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1;
@@ -229,6 +235,10 @@ int main(int argc, char **argv) {
         opt = WSCHAT_OPT_MAX_MESSAGE, seconds = 0;
       else if (strcmp(name, "--max-line") == 0)
         opt = WSCHAT_OPT_MAX_LINE, seconds = 0;
+      else if (strcmp(name, "--rate") == 0)
+        opt = WSCHAT_OPT_RATE, seconds = 0, lo = 0;
+      else if (strcmp(name, "--burst") == 0)
+        opt = WSCHAT_OPT_BURST, seconds = 0;
       else if (strcmp(name, "--max-output") == 0)
         opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
       else if (strcmp(name, "--max-header") == 0)

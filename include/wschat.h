@@ -134,6 +134,22 @@ enum wschat_option {
                                        or too_long. Never more than renders
                                        within MAX_MESSAGE: (MAX_MESSAGE -
                                        256) / 6. 1 to 2^31; default 65536 */
+  WSCHAT_OPT_RATE,                  /* flood control: chat messages a client
+                                       may send a second (0-1,000,000; 0:
+                                       no flood control at all); default 20.
+                                       Over it a message is dropped: the
+                                       client is warned once ("! slow down"
+                                       or rate_limited) and closed with 1008
+                                       "rate limit" if it keeps going (the
+                                       third warning within 10 s, or 5
+                                       bursts sent since the last warning).
+                                       Joins and leaves (2 a second, 10 at
+                                       once), renames (1, 3) and whispers
+                                       (5, 10) have tighter buckets too. The
+                                       on_message hook sees every message
+                                       first; one it drops costs nothing */
+  WSCHAT_OPT_BURST,                 /* flood control: messages a client may
+                                       send at once (1-1,000,000); 40 */
 };
 
 /*
@@ -299,6 +315,11 @@ enum wschat_verdict {
  * before registered commands. wschat_message_text() reads it,
  * wschat_message_command() gives it parsed as a command,
  * wschat_message_replace() changes it.
+ * In chat mode the limits come after the hook, in this order: flood control
+ * (WSCHAT_OPT_RATE: a message the hook drops costs the client nothing; one
+ * it passes takes a token, and may then be dropped), then the line length
+ * (WSCHAT_OPT_MAX_LINE, on the replaced text if the hook replaced it). So
+ * the hook sees every message, floods included, and must be cheap.
  * Returns enum wschat_verdict.
  */
 typedef int (*wschat_message_cb)(struct wschat_client *client,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "chat.h"
 #include "command.h"
@@ -32,6 +33,8 @@
 
 void wschat__session_env_init(struct wschat__session_env *env) {
   env->max_line = WSCHAT__MAX_LINE_DEFAULT;
+  env->rate = WSCHAT__RATE_DEFAULT;
+  env->burst = WSCHAT__BURST_DEFAULT;
 }
 
 void wschat__session_env_free(struct wschat__session_env *env) { (void)env; }
@@ -44,6 +47,16 @@ int wschat__session_set_option(struct wschat__session_env *env, int opt,
       return WSCHAT_EINVAL;
     env->max_line = (size_t)v;
     return 0;
+  case WSCHAT_OPT_RATE:
+    if (v < 0 || v > 1000000)
+      return WSCHAT_EINVAL;
+    env->rate = (uint32_t)v;
+    return 0;
+  case WSCHAT_OPT_BURST:
+    if (v < 1 || v > 1000000)
+      return WSCHAT_EINVAL;
+    env->burst = (uint32_t)v;
+    return 0;
   default:
     return WSCHAT_EINVAL;
   }
@@ -54,6 +67,61 @@ size_t wschat__session_line_max(const struct wschat__session_env *env) {
   size_t fits =
       max > WSCHAT__LINE_OVERHEAD + 6 ? (max - WSCHAT__LINE_OVERHEAD) / 6 : 1;
   return env->max_line < fits ? env->max_line : fits;
+}
+
+/* ---- flood control ---- */
+
+/* The tighter buckets (a second, at once), on top of every message's. A
+ * person changes room, name or whisper partner a few times a minute; a
+ * script doing it a hundred times a second makes every room's members
+ * read its joins and leaves. */
+static const struct {
+  uint32_t rate, burst;
+} tight[WSCHAT__RATE_KINDS] = {
+    [WSCHAT__RATE_JOIN] = {2, 10},
+    [WSCHAT__RATE_NICK] = {1, 3},
+    [WSCHAT__RATE_WHISPER] = {5, 10},
+};
+
+/* A client is closed on its third warning within this many ms, or when it
+ * has sent this many bursts since its last warning. */
+#define WARN_WINDOW_MS 10000
+#define WARN_CLOSE 3
+#define REFUSED_BURSTS 5
+
+void wschat__session_rate_of(const struct wschat__session_env *env, int kind,
+                             uint32_t *rate, uint32_t *burst) {
+  *rate = kind == WSCHAT__RATE_ANY ? env->rate : tight[kind].rate;
+  *burst = kind == WSCHAT__RATE_ANY ? env->burst : tight[kind].burst;
+}
+
+int wschat__session_admit(struct wschat_client *c, int kind) {
+  const struct wschat__session_env *env = wschat__session_env(c);
+  if (env->rate == 0)
+    return WSCHAT__ADMIT;
+  uint64_t now = uv_now(env->conn.loop);
+  uint32_t rate, burst;
+  wschat__session_rate_of(env, kind, &rate, &burst);
+  uint8_t bit = (uint8_t)(1u << kind);
+  if (wschat__bucket_take(&c->bucket[kind], rate, burst, now)) {
+    c->warned &= (uint8_t)~bit;
+    return WSCHAT__ADMIT;
+  }
+  if (c->warned & bit) {
+    if (++c->refused < (uint32_t)REFUSED_BURSTS * env->burst)
+      return WSCHAT__ADMIT_DROP;
+  } else {
+    if (c->warns == 0 || now - c->warn_at > WARN_WINDOW_MS) {
+      c->warns = 0;
+      c->warn_at = now;
+    }
+    c->warned |= bit;
+    c->refused = 0;
+    if (++c->warns < WARN_CLOSE)
+      return WSCHAT__ADMIT_WARN;
+  }
+  wschat__conn_close(&c->conn, 1008, "rate limit");
+  return WSCHAT__ADMIT_CLOSED;
 }
 
 /* ---- requests ---- */
@@ -262,6 +330,19 @@ static void reply_text(struct wschat_client *c, const char *text, size_t len) {
   wschat__session_reply(NULL, &c->member, text, len);
 }
 
+/* Flood control for c's message, warning it in its protocol: 1 if the
+ * message goes on. */
+static int admitted(struct wschat_client *c, int kind) {
+  int r = wschat__session_admit(c, kind);
+  if (r == WSCHAT__ADMIT_WARN) {
+    if ((c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON)
+      wschat__json_slow_down(c, kind);
+    else
+      reply_text(c, "! slow down", 11);
+  }
+  return r == WSCHAT__ADMIT;
+}
+
 /* A line or command of a text client. */
 static void text_message(struct wschat_client *c, const char *text,
                          size_t len) {
@@ -276,7 +357,20 @@ static void text_message(struct wschat_client *c, const char *text,
   }
   struct wschat__cmd cmd;
   wschat__cmd_parse(text, len, &cmd);
+  int kind = cmd.kind == WSCHAT__CMD_JOIN || cmd.kind == WSCHAT__CMD_LEAVE
+                 ? WSCHAT__RATE_JOIN
+             : cmd.kind == WSCHAT__CMD_NICK    ? WSCHAT__RATE_NICK
+             : cmd.kind == WSCHAT__CMD_WHISPER ? WSCHAT__RATE_WHISPER
+                                               : WSCHAT__RATE_ANY;
+  if (kind != WSCHAT__RATE_ANY && !admitted(c, kind))
+    return;
   wschat__text_command(env->text, &c->member, &cmd);
+}
+
+/* Is text a /quit (any case, alone or with a reason)? */
+static int is_quit(const char *text, size_t len) {
+  return len >= 5 && strncasecmp(text, "/quit", 5) == 0 &&
+         (len == 5 || text[5] == ' ' || text[5] == '\t');
 }
 
 void wschat__session_on_message(struct wschat__conn *conn, int opcode,
@@ -296,6 +390,16 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
     return;
   }
   if (conn->state != WSCHAT__CONN_OPEN) {
+    free(m.replaced);
+    return;
+  }
+  /* Flood control, once per message, after the application's hook (which
+   * sees everything) and before any parse; a text client's /quit always
+   * goes through. */
+  if (env->mode == WSCHAT_MODE_CHAT && env->rate != 0 &&
+      !((c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_TEXT &&
+        !m.binary && is_quit(m.text, m.len)) &&
+      !admitted(c, WSCHAT__RATE_ANY)) {
     free(m.replaced);
     return;
   }

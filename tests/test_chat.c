@@ -27,6 +27,7 @@
 #include "event.h"
 #include "frame.h"
 #include "presence.h"
+#include "rate.h"
 #include "room.h"
 #include "text_proto.h"
 #include "view.h"
@@ -1795,6 +1796,40 @@ START_TEST(text_quit) {
 }
 END_TEST
 
+/* ---- flood control's bucket ---- */
+
+START_TEST(bucket_burst_then_rate) {
+  struct wschat__bucket b = {0}; /* zeroed: full */
+  uint64_t t = 5000000;
+  for (int i = 0; i < 40; i++)
+    ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t), 1);
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t), 0);
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t + 49), 0);
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t + 50), 1); /* 1/20 s */
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t + 50), 0);
+  /* A refusal takes nothing: 10 tokens back after 500 ms. */
+  int n = 0;
+  while (wschat__bucket_take(&b, 20, 40, t + 550))
+    n++;
+  ck_assert_int_eq(n, 10);
+  /* Never more than the burst, however long it rested (a day). */
+  n = 0;
+  while (wschat__bucket_take(&b, 20, 40, t + 86400000))
+    n++;
+  ck_assert_int_eq(n, 40);
+  /* Slow rates keep their fractions: 1 a second, burst 1. */
+  struct wschat__bucket s = {0};
+  ck_assert_int_eq(wschat__bucket_take(&s, 1, 1, 1000), 1);
+  for (uint64_t ms = 1000; ms < 2000; ms += 250)
+    ck_assert_int_eq(wschat__bucket_take(&s, 1, 1, ms), 0);
+  ck_assert_int_eq(wschat__bucket_take(&s, 1, 1, 2000), 1);
+  /* The largest rate and burst do not overflow. */
+  struct wschat__bucket big = {0};
+  ck_assert_int_eq(wschat__bucket_take(&big, 1000000, 1000000, UINT64_MAX / 2),
+                   1);
+}
+END_TEST
+
 /* Code points that make a line read as something else are shown as one
  * space each, in lines, actions, whispers and leave reasons; the event
  * (what JSON clients and watchers get) keeps the text. */
@@ -2015,6 +2050,7 @@ int main(void) {
   tcase_add_test(tc, text_whisper_and_nick);
   tcase_add_test(tc, text_quit);
   tcase_add_test(tc, text_quit_reason_bounded);
+  tcase_add_test(tc, bucket_burst_then_rate);
   tcase_add_test(tc, text_invisible_blanked);
   tcase_add_test(tc, text_me_forging_a_notice);
   tcase_add_test(tc, exit_tells_every_room);

@@ -200,7 +200,9 @@ def test_many_abrupt_drops(chat_server):
     run(body(), chat_server)
 
 
-def test_reset_of_a_client_that_stopped_reading(chat_server):
+def test_reset_of_a_client_that_stopped_reading(start_server):
+    chat_server = start_server("--rate", "0")   # 150 lines at once: not a flood test
+
     async def body():
         async with Clients(chat_server) as c:
             alice = await c.join("alice")
