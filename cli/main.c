@@ -36,6 +36,9 @@ static const struct flag flags[] = {
      "chat messages a client may send a second (0: no flood control); "
      "over it: \"! slow down\", then close 1008"},
     {"--burst", "N", "40", "chat messages a client may send at once"},
+    {"--origin", "URL", NULL,
+     "allow browsers from this origin only, e.g. https://chat.example.com "
+     "(repeatable; others get HTTP 403; without it, any origin)"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
     {"--max-header", "BYTES", "8192",
@@ -156,6 +159,8 @@ int main(int argc, char **argv) {
     enum wschat_option opt;
   } opts[32] = {{0}};
   int nopts = 0, echo = 0;
+  const char *origins[64];
+  int norigins = 0;
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1;
 
@@ -195,6 +200,10 @@ int main(int argc, char **argv) {
       echo = 1;
     } else if (strcmp(name, "--host") == 0) {
       host = val;
+    } else if (strcmp(name, "--origin") == 0) {
+      if (norigins == (int)(sizeof(origins) / sizeof(origins[0])))
+        return fail("too many --origin flags (at most 64)%s%s", "", "");
+      origins[norigins++] = val;
     } else if (strcmp(name, "--history") == 0) {
       if (val[0] == '\0')
         return fail("--history needs a file name%s%s", "", "");
@@ -280,6 +289,15 @@ int main(int argc, char **argv) {
     if (wschat_server_set_option(cli.srv, opts[i].opt, opts[i].value) != 0) {
       fprintf(stderr, "chat-cli: a value is out of range (see chat-cli "
                       "--help)\n");
+      wschat_server_free(cli.srv);
+      return 2;
+    }
+  for (int i = 0; i < norigins; i++)
+    if (wschat_server_add_origin(cli.srv, origins[i]) != 0) {
+      fprintf(stderr,
+              "chat-cli: invalid --origin %s (expected SCHEME://HOST[:PORT], "
+              "e.g. https://chat.example.com) (see chat-cli --help)\n",
+              origins[i]);
       wschat_server_free(cli.srv);
       return 2;
     }

@@ -174,6 +174,24 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
                                            int64_t value);
 
 /*
+ * Adds origin to the Origin allow-list: once it has one entry, a WebSocket
+ * upgrade request that carries an Origin header (every browser sends its
+ * page's) whose value is not in the list is answered 403 "origin not
+ * allowed", before on_connect (the application never hears of it: no
+ * on_connect, no on_disconnect). Requests without an Origin header (most
+ * non-browser clients) are not affected. Without any entry, every origin is
+ * allowed (the default): a page on any site can then connect, so a server
+ * meant for one site's pages should list it. origin is SCHEME://HOST[:PORT]
+ * as a browser sends it (e.g. "https://chat.example.com"; a trailing '/' is
+ * dropped), or "null"; compared regardless of case. Copies origin.
+ * Thread: the loop's (or before it runs); applies to requests decided after.
+ * Returns 0, WSCHAT_EINVAL (srv NULL, or origin not of that form, or over
+ * 255 bytes) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
+                                           const char *origin);
+
+/*
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
  * one; see wschat_server_port()). Does not take ownership of host.

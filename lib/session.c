@@ -19,6 +19,7 @@
 #include "command.h"
 #include "event.h"
 #include "frame.h"
+#include "grow.h"
 #include "history.h"
 #include "http.h"
 #include "json_chat.h"
@@ -37,7 +38,13 @@ void wschat__session_env_init(struct wschat__session_env *env) {
   env->burst = WSCHAT__BURST_DEFAULT;
 }
 
-void wschat__session_env_free(struct wschat__session_env *env) { (void)env; }
+void wschat__session_env_free(struct wschat__session_env *env) {
+  for (size_t i = 0; i < env->norigins; i++)
+    free(env->origins[i]);
+  free(env->origins);
+  env->origins = NULL;
+  env->norigins = env->origins_cap = 0;
+}
 
 int wschat__session_set_option(struct wschat__session_env *env, int opt,
                                int64_t v) {
@@ -67,6 +74,67 @@ size_t wschat__session_line_max(const struct wschat__session_env *env) {
   size_t fits =
       max > WSCHAT__LINE_OVERHEAD + 6 ? (max - WSCHAT__LINE_OVERHEAD) / 6 : 1;
   return env->max_line < fits ? env->max_line : fits;
+}
+
+/* ---- the Origin allow-list ---- */
+
+/* The most bytes of an allowed origin (a host name is at most 253). */
+#define ORIGIN_MAX 255
+
+int wschat__session_add_origin(struct wschat__session_env *env,
+                               const char *origin) {
+  if (origin == NULL)
+    return WSCHAT_EINVAL;
+  size_t len = strlen(origin);
+  if (len > 1 && origin[len - 1] == '/')
+    len--; /* "https://example.com/" is how people write it */
+  const char *sep = memchr(origin, ':', len);
+  int is_null = len == 4 && strncasecmp(origin, "null", 4) == 0;
+  if (len == 0 || len > ORIGIN_MAX)
+    return WSCHAT_EINVAL;
+  if (!is_null &&
+      (sep == NULL || sep == origin || len - (size_t)(sep - origin) < 4 ||
+       sep[1] != '/' || sep[2] != '/' ||
+       memchr(sep + 3, '/', len - (size_t)(sep + 3 - origin)) != NULL))
+    return WSCHAT_EINVAL; /* not SCHEME://HOST[:PORT] */
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)origin[i] <= 0x20 || (unsigned char)origin[i] >= 0x7F)
+      return WSCHAT_EINVAL;
+  char **v = wschat__grow(env->origins, env->norigins, &env->origins_cap,
+                          sizeof(*v), 4);
+  if (v == NULL)
+    return WSCHAT_ENOMEM;
+  env->origins = v;
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return WSCHAT_ENOMEM;
+  memcpy(copy, origin, len);
+  copy[len] = '\0';
+  env->origins[env->norigins++] = copy;
+  return 0;
+}
+
+/* May this request be upgraded, as far as its Origin goes? Browsers send
+ * their page's origin (RFC 6454: SCHEME://HOST[:PORT], or "null") with
+ * every WebSocket upgrade; other clients usually send none. Without an
+ * allow-list, or without an Origin header, yes; otherwise each Origin
+ * header must be in the list (compared regardless of case, as scheme and
+ * host are). */
+static int origin_allowed(const struct wschat__session_env *env,
+                          const struct wschat__http *h) {
+  if (env->norigins == 0)
+    return 1;
+  const struct wschat__http_header *p = NULL;
+  while ((p = wschat__http_header_next(h, "Origin", p))) {
+    size_t i = 0;
+    while (i < env->norigins &&
+           !(strlen(env->origins[i]) == p->value_len &&
+             strncasecmp(env->origins[i], p->value, p->value_len) == 0))
+      i++;
+    if (i == env->norigins)
+      return 0;
+  }
+  return 1;
 }
 
 /* ---- flood control ---- */
@@ -294,6 +362,14 @@ void wschat__session_on_request(struct wschat__conn *conn) {
   }
   if (!h->is_upgrade) {
     plain_request(c);
+    return;
+  }
+  /* A browser from a page not on the allow-list: refused before the
+   * application hears of it (no on_connect, no on_disconnect), like a
+   * malformed request. Without --origin any page may connect; an
+   * application can then judge wschat_client_header(c, "Origin") itself. */
+  if (!origin_allowed(env, h)) {
+    respond_status(c, 403, "origin not allowed");
     return;
   }
   if (save_request(c) != 0) {

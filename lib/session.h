@@ -75,17 +75,26 @@ struct wschat__session_env {
    * second, burst at once (rate 0: no flood control at all). */
   size_t max_line;
   uint32_t rate, burst;
+  /* The Origin allow-list (owned, each string owned): with any, an upgrade
+   * request with an Origin header not in it is refused 403. */
+  char **origins;
+  size_t norigins, origins_cap;
 };
 
 /* Sets the defaults of the session's own options (the server calls it
  * once, on a zeroed env). */
 void wschat__session_env_init(struct wschat__session_env *env);
-/* Frees what the env owns. */
+/* Frees what the env owns (the origins). */
 void wschat__session_env_free(struct wschat__session_env *env);
 /* The session's options: WSCHAT_OPT_MAX_LINE. Returns 0 or WSCHAT_EINVAL
  * (another option, or a value out of range). */
 int wschat__session_set_option(struct wschat__session_env *env, int opt,
                                int64_t v);
+/* Adds origin (copied; a trailing '/' dropped) to the allow-list. Returns
+ * 0, WSCHAT_EINVAL (not "null" nor SCHEME://HOST[:PORT], or over 255
+ * bytes) or WSCHAT_ENOMEM. */
+int wschat__session_add_origin(struct wschat__session_env *env,
+                               const char *origin);
 /* The most bytes of chat text a client may send in one line (a text
  * message, a JSON text): max_line, but never so much that its rendering
  * (a prefix of at most WSCHAT__LINE_OVERHEAD bytes; JSON escapes a
