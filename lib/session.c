@@ -5,7 +5,13 @@
  * client, choose its room and subprotocol, add headers, refuse, or defer),
  * then the request is decided: refused with an HTTP status, or answered
  * 101 and the client enters the chat (welcome, room). A plain request goes
- * to the routes.
+ * to the routes. A browser's upgrade from an origin off the allow-list is
+ * refused 403 before on_connect.
+ *
+ * A message: on_message sees it first; then (chat mode) flood control
+ * takes a token (wschat__session_admit()), a text line longer than
+ * wschat__session_line_max() is refused, and the text or JSON protocol
+ * handles it.
  */
 #include "session.h"
 

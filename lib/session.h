@@ -1,13 +1,15 @@
 /*
  * session: a client of the server: its connection (conn), its place in
  * the chat (member), and what binds them: the decision on its upgrade
- * request (on_connect, deferral, name, room, subprotocol, headers), its
- * messages (on_message, then echo, or the text protocol), and delivery of
- * events in the client's view. struct wschat_client is defined here.
+ * request (the Origin allow-list, on_connect, deferral, name, room,
+ * subprotocol, headers), its messages (on_message, then flood control and
+ * the line limit, then echo, or the text or JSON protocol), and delivery
+ * of events in the client's view. struct wschat_client is defined here.
  *
  * Owns: the client's memory (freed in the conn's close callback, after
  * on_disconnect), its path and query, its negotiated subprotocol, and,
- * while it connects, its handshake extras.
+ * while it connects, its handshake extras; in the env, the chat's limits
+ * and the Origin allow-list.
  */
 #ifndef WSCHAT_SESSION_H
 #define WSCHAT_SESSION_H
@@ -86,8 +88,9 @@ struct wschat__session_env {
 void wschat__session_env_init(struct wschat__session_env *env);
 /* Frees what the env owns (the origins). */
 void wschat__session_env_free(struct wschat__session_env *env);
-/* The session's options: WSCHAT_OPT_MAX_LINE. Returns 0 or WSCHAT_EINVAL
- * (another option, or a value out of range). */
+/* The session's options: WSCHAT_OPT_MAX_LINE, WSCHAT_OPT_RATE,
+ * WSCHAT_OPT_BURST. Returns 0 or WSCHAT_EINVAL (another option, or a value
+ * out of range). */
 int wschat__session_set_option(struct wschat__session_env *env, int opt,
                                int64_t v);
 /* Adds origin (copied; a trailing '/' dropped) to the allow-list. Returns

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 struct wschat__chat;
+struct wschat__cmd;
 struct wschat__member;
 
 /* The most bytes of a /quit reason (what a close frame holds); longer ones
@@ -50,8 +51,8 @@ int wschat__text_open(const struct wschat__text *t, struct wschat__member *m,
 /* One line (valid UTF-8) from an open client. */
 void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
                        const char *text, size_t len);
-/* The same, parsed already (by wschat__cmd_parse()). */
-struct wschat__cmd;
+/* The same, parsed already (by wschat__cmd_parse(); the session parses
+ * first, to know what the message costs in flood control). */
 void wschat__text_command(const struct wschat__text *t,
                           struct wschat__member *m,
                           const struct wschat__cmd *cmd);
