@@ -31,13 +31,25 @@ static const struct flag flags[] = {
     {"--echo", NULL, "off", "run a plain echo server instead of the chat"},
     {"--max-message", "BYTES", "1048576",
      "largest message accepted (larger: close 1009)"},
+    {"--max-line", "BYTES", "65536",
+     "longest chat line (text) a client may send; longer: \"! line too "
+     "long\" (at most (max-message - 256) / 6)"},
+    {"--rate", "N", "20",
+     "chat messages a client may send a second (0: no flood control); "
+     "over it: \"! slow down\", then close 1008"},
+    {"--burst", "N", "40", "chat messages a client may send at once"},
+    {"--origin", "URL", NULL,
+     "allow browsers from this origin only, e.g. https://chat.example.com "
+     "(repeatable; others get HTTP 403; without it, any origin)"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
     {"--max-header", "BYTES", "8192",
      "largest HTTP request head (larger: HTTP 431)"},
     {"--handshake-timeout", "SECONDS", "10",
      "time allowed to complete the HTTP upgrade"},
-    {"--ping-interval", "SECONDS", "20", "ping a peer after this much silence (each up to a quarter sooner, to spread pings)"},
+    {"--ping-interval", "SECONDS", "20",
+     "ping a peer after this much silence (each up to a quarter sooner, to "
+     "spread pings)"},
     {"--ping-timeout", "SECONDS", "20",
      "close a peer that has not answered a ping by then (1011)"},
     {"--close-timeout", "SECONDS", "3",
@@ -149,8 +161,10 @@ int main(int argc, char **argv) {
   struct {
     long long value;
     enum wschat_option opt;
-  } opts[16] = {{0}};
+  } opts[32] = {{0}};
   int nopts = 0, echo = 0;
+  const char *origins[64];
+  int norigins = 0;
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1;
 
@@ -190,6 +204,10 @@ int main(int argc, char **argv) {
       echo = 1;
     } else if (strcmp(name, "--host") == 0) {
       host = val;
+    } else if (strcmp(name, "--origin") == 0) {
+      if (norigins == (int)(sizeof(origins) / sizeof(origins[0])))
+        return fail("too many --origin flags (at most 64)%s%s", "", "");
+      origins[norigins++] = val;
     } else if (strcmp(name, "--history") == 0) {
       if (val[0] == '\0')
         return fail("--history needs a file name%s%s", "", "");
@@ -228,6 +246,12 @@ int main(int argc, char **argv) {
         opt = WSCHAT_OPT_QUIET_ROOM, seconds = 0, lo = 0;
       else if (strcmp(name, "--max-message") == 0)
         opt = WSCHAT_OPT_MAX_MESSAGE, seconds = 0;
+      else if (strcmp(name, "--max-line") == 0)
+        opt = WSCHAT_OPT_MAX_LINE, seconds = 0;
+      else if (strcmp(name, "--rate") == 0)
+        opt = WSCHAT_OPT_RATE, seconds = 0, lo = 0;
+      else if (strcmp(name, "--burst") == 0)
+        opt = WSCHAT_OPT_BURST, seconds = 0;
       else if (strcmp(name, "--max-output") == 0)
         opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
       else if (strcmp(name, "--max-header") == 0)
@@ -269,6 +293,15 @@ int main(int argc, char **argv) {
     if (wschat_server_set_option(cli.srv, opts[i].opt, opts[i].value) != 0) {
       fprintf(stderr, "chat-cli: a value is out of range (see chat-cli "
                       "--help)\n");
+      wschat_server_free(cli.srv);
+      return 2;
+    }
+  for (int i = 0; i < norigins; i++)
+    if (wschat_server_add_origin(cli.srv, origins[i]) != 0) {
+      fprintf(stderr,
+              "chat-cli: invalid --origin %s (expected SCHEME://HOST[:PORT], "
+              "e.g. https://chat.example.com) (see chat-cli --help)\n",
+              origins[i]);
       wschat_server_free(cli.srv);
       return 2;
     }

@@ -128,6 +128,28 @@ enum wschat_option {
   WSCHAT_OPT_HISTORY_REPLAY,        /* with a history store: the last
                                        events of a room a joiner gets
                                        (0-10,000); default 50 */
+  WSCHAT_OPT_MAX_LINE,              /* bytes of chat text in one message (a
+                                       text client's whole message, a JSON
+                                       "text"); longer: "! line too long"
+                                       or too_long. Never more than renders
+                                       within MAX_MESSAGE: (MAX_MESSAGE -
+                                       256) / 6. 1 to 2^31; default 65536 */
+  WSCHAT_OPT_RATE,                  /* flood control: chat messages a client
+                                       may send a second (0-1,000,000; 0:
+                                       no flood control at all); default 20.
+                                       Over it a message is dropped: the
+                                       client is warned once ("! slow down"
+                                       or rate_limited) and closed with 1008
+                                       "rate limit" if it keeps going (the
+                                       third warning within 10 s, or 5
+                                       bursts sent since the last warning).
+                                       Joins and leaves (2 a second, 10 at
+                                       once), renames (1, 3) and whispers
+                                       (5, 10) have tighter buckets too. The
+                                       on_message hook sees every message
+                                       first; one it drops costs nothing */
+  WSCHAT_OPT_BURST,                 /* flood control: messages a client may
+                                       send at once (1-1,000,000); 40 */
 };
 
 /*
@@ -150,6 +172,24 @@ WSCHAT_EXTERN int wschat_server_new(struct uv_loop_s *loop,
 WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
                                            enum wschat_option opt,
                                            int64_t value);
+
+/*
+ * Adds origin to the Origin allow-list: once it has one entry, a WebSocket
+ * upgrade request that carries an Origin header (every browser sends its
+ * page's) whose value is not in the list is answered 403 "origin not
+ * allowed", before on_connect (the application never hears of it: no
+ * on_connect, no on_disconnect). Requests without an Origin header (most
+ * non-browser clients) are not affected. Without any entry, every origin is
+ * allowed (the default): a page on any site can then connect, so a server
+ * meant for one site's pages should list it. origin is SCHEME://HOST[:PORT]
+ * as a browser sends it (e.g. "https://chat.example.com"; a trailing '/' is
+ * dropped), or "null"; compared regardless of case. Copies origin.
+ * Thread: the loop's (or before it runs); applies to requests decided after.
+ * Returns 0, WSCHAT_EINVAL (srv NULL, or origin not of that form, or over
+ * 255 bytes) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
+                                           const char *origin);
 
 /*
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
@@ -293,6 +333,11 @@ enum wschat_verdict {
  * before registered commands. wschat_message_text() reads it,
  * wschat_message_command() gives it parsed as a command,
  * wschat_message_replace() changes it.
+ * In chat mode the limits come after the hook, in this order: flood control
+ * (WSCHAT_OPT_RATE: a message the hook drops costs the client nothing; one
+ * it passes takes a token, and may then be dropped), then the line length
+ * (WSCHAT_OPT_MAX_LINE, on the replaced text if the hook replaced it). So
+ * the hook sees every message, floods included, and must be cheap.
  * Returns enum wschat_verdict.
  */
 typedef int (*wschat_message_cb)(struct wschat_client *client,

@@ -1837,6 +1837,11 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_QUIET_ROOM, -1},
       {WSCHAT_OPT_HISTORY_REPLAY, -1},
       {WSCHAT_OPT_HISTORY_REPLAY, 10001},
+      {WSCHAT_OPT_MAX_LINE, 0},
+      {WSCHAT_OPT_MAX_LINE, ((int64_t)1 << 31) + 1},
+      {WSCHAT_OPT_RATE, -1},
+      {WSCHAT_OPT_RATE, 1000001},
+      {WSCHAT_OPT_BURST, 0},
       {(enum wschat_option)0, 1},
       {(enum wschat_option)999, 1},
   };
@@ -1861,12 +1866,33 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_HISTORY_REPLAY, 0},
       {WSCHAT_OPT_HISTORY_REPLAY, 10000},
       {WSCHAT_OPT_HISTORY_REPLAY, 3}, /* a joiner gets the last 3 events */
+      {WSCHAT_OPT_MAX_LINE, 65536},
+      {WSCHAT_OPT_RATE, 20},
+      {WSCHAT_OPT_BURST, 40},
   };
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     int r = wschat_server_set_option(srv, good[i].opt, good[i].value);
     CHECK(r == 0, "set_option(%d, %lld): %d", (int)good[i].opt,
           (long long)good[i].value, r);
   }
+  /* Origins that are not SCHEME://HOST[:PORT] (none is added: the probe's
+   * clients must stay welcome). */
+  static const char *const bad_origins[] = {NULL,
+                                            "",
+                                            "example.com",
+                                            "localhost:8080",
+                                            "https://",
+                                            "https:/x",
+                                            "https://x.example/path",
+                                            "https://a b",
+                                            "https://\xc3\xa9.example"};
+  for (size_t i = 0; i < sizeof(bad_origins) / sizeof(bad_origins[0]); i++) {
+    int r = wschat_server_add_origin(srv, bad_origins[i]);
+    CHECK(r == WSCHAT_EINVAL, "add_origin(%s): %d",
+          bad_origins[i] ? bad_origins[i] : "NULL", r);
+  }
+  CHECK(wschat_server_add_origin(NULL, "https://x.example") == WSCHAT_EINVAL,
+        "add_origin on no server");
 }
 
 /* Reserved names, commands, watchers, routes, kept rooms: before listening. */
