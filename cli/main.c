@@ -15,6 +15,8 @@
 #include <uv.h>
 #include <wschat.h>
 
+#include "web.h"
+
 struct flag {
   const char *name;
   const char *arg; /* NULL for a switch */
@@ -29,13 +31,25 @@ static const struct flag flags[] = {
     {"--echo", NULL, "off", "run a plain echo server instead of the chat"},
     {"--max-message", "BYTES", "1048576",
      "largest message accepted (larger: close 1009)"},
+    {"--max-line", "BYTES", "65536",
+     "longest chat line (text) a client may send; longer: \"! line too "
+     "long\" (at most (max-message - 256) / 6)"},
+    {"--rate", "N", "20",
+     "chat messages a client may send a second (0: no flood control); "
+     "over it: \"! slow down\", then close 1008"},
+    {"--burst", "N", "40", "chat messages a client may send at once"},
+    {"--origin", "URL", NULL,
+     "allow browsers from this origin only, e.g. https://chat.example.com "
+     "(repeatable; others get HTTP 403; without it, any origin)"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
     {"--max-header", "BYTES", "8192",
      "largest HTTP request head (larger: HTTP 431)"},
     {"--handshake-timeout", "SECONDS", "10",
      "time allowed to complete the HTTP upgrade"},
-    {"--ping-interval", "SECONDS", "20", "ping a peer after this much silence (each up to a quarter sooner, to spread pings)"},
+    {"--ping-interval", "SECONDS", "20",
+     "ping a peer after this much silence (each up to a quarter sooner, to "
+     "spread pings)"},
     {"--ping-timeout", "SECONDS", "20",
      "close a peer that has not answered a ping by then (1011)"},
     {"--close-timeout", "SECONDS", "3",
@@ -61,11 +75,13 @@ static const struct flag flags[] = {
 };
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: chat-cli [options]\n\n"
-               "A WebSocket chat server (libwschat %s). Connect with any "
-               "WebSocket client,\ne.g. websocat ws://localhost:8765 or a "
-               "browser's new WebSocket(\"ws://localhost:8765\").\n\n"
-               "options:\n",
+  fprintf(out,
+          "usage: chat-cli [options]\n\n"
+          "A WebSocket chat server (libwschat %s). Open "
+          "http://localhost:8765/ in a browser\nfor the chat page, or "
+          "connect any WebSocket client, e.g. websocat\n"
+          "ws://localhost:8765.\n\n"
+          "options:\n",
           wschat_version_string());
   for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
     char left[48];
@@ -145,8 +161,10 @@ int main(int argc, char **argv) {
   struct {
     long long value;
     enum wschat_option opt;
-  } opts[16] = {{0}};
+  } opts[32] = {{0}};
   int nopts = 0, echo = 0;
+  const char *origins[64];
+  int norigins = 0;
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1;
 
@@ -186,6 +204,10 @@ int main(int argc, char **argv) {
       echo = 1;
     } else if (strcmp(name, "--host") == 0) {
       host = val;
+    } else if (strcmp(name, "--origin") == 0) {
+      if (norigins == (int)(sizeof(origins) / sizeof(origins[0])))
+        return fail("too many --origin flags (at most 64)%s%s", "", "");
+      origins[norigins++] = val;
     } else if (strcmp(name, "--history") == 0) {
       if (val[0] == '\0')
         return fail("--history needs a file name%s%s", "", "");
@@ -224,6 +246,12 @@ int main(int argc, char **argv) {
         opt = WSCHAT_OPT_QUIET_ROOM, seconds = 0, lo = 0;
       else if (strcmp(name, "--max-message") == 0)
         opt = WSCHAT_OPT_MAX_MESSAGE, seconds = 0;
+      else if (strcmp(name, "--max-line") == 0)
+        opt = WSCHAT_OPT_MAX_LINE, seconds = 0;
+      else if (strcmp(name, "--rate") == 0)
+        opt = WSCHAT_OPT_RATE, seconds = 0, lo = 0;
+      else if (strcmp(name, "--burst") == 0)
+        opt = WSCHAT_OPT_BURST, seconds = 0;
       else if (strcmp(name, "--max-output") == 0)
         opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
       else if (strcmp(name, "--max-header") == 0)
@@ -268,6 +296,15 @@ int main(int argc, char **argv) {
       wschat_server_free(cli.srv);
       return 2;
     }
+  for (int i = 0; i < norigins; i++)
+    if (wschat_server_add_origin(cli.srv, origins[i]) != 0) {
+      fprintf(stderr,
+              "chat-cli: invalid --origin %s (expected SCHEME://HOST[:PORT], "
+              "e.g. https://chat.example.com) (see chat-cli --help)\n",
+              origins[i]);
+      wschat_server_free(cli.srv);
+      return 2;
+    }
   if (history && !echo &&
       (r = wschat_server_open_history(cli.srv, &hist)) != 0) {
     /* The store said why on stderr. The chat is worth more than its
@@ -277,6 +314,13 @@ int main(int argc, char **argv) {
             "its own --history PATH, or --no-history)\n",
             hist.path, wschat_strerror(r));
     history = 0;
+  }
+  /* The chat page on GET / (web/, compiled in); the echo server has none. */
+  if (!echo && (r = web_register(cli.srv)) != 0) {
+    fprintf(stderr, "chat-cli: cannot serve the web page: %s\n",
+            wschat_strerror(r));
+    wschat_server_free(cli.srv);
+    return 1;
   }
   r = wschat_server_listen(cli.srv, host, (int)port);
   if (r != 0) {

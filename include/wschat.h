@@ -128,6 +128,28 @@ enum wschat_option {
   WSCHAT_OPT_HISTORY_REPLAY,        /* with a history store: the last
                                        events of a room a joiner gets
                                        (0-10,000); default 50 */
+  WSCHAT_OPT_MAX_LINE,              /* bytes of chat text in one message (a
+                                       text client's whole message, a JSON
+                                       "text"); longer: "! line too long"
+                                       or too_long. Never more than renders
+                                       within MAX_MESSAGE: (MAX_MESSAGE -
+                                       256) / 6. 1 to 2^31; default 65536 */
+  WSCHAT_OPT_RATE,                  /* flood control: chat messages a client
+                                       may send a second (0-1,000,000; 0:
+                                       no flood control at all); default 20.
+                                       Over it a message is dropped: the
+                                       client is warned once ("! slow down"
+                                       or rate_limited) and closed with 1008
+                                       "rate limit" if it keeps going (the
+                                       third warning within 10 s, or 5
+                                       bursts sent since the last warning).
+                                       Joins and leaves (2 a second, 10 at
+                                       once), renames (1, 3) and whispers
+                                       (5, 10) have tighter buckets too. The
+                                       on_message hook sees every message
+                                       first; one it drops costs nothing */
+  WSCHAT_OPT_BURST,                 /* flood control: messages a client may
+                                       send at once (1-1,000,000); 40 */
 };
 
 /*
@@ -150,6 +172,24 @@ WSCHAT_EXTERN int wschat_server_new(struct uv_loop_s *loop,
 WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
                                            enum wschat_option opt,
                                            int64_t value);
+
+/*
+ * Adds origin to the Origin allow-list: once it has one entry, a WebSocket
+ * upgrade request that carries an Origin header (every browser sends its
+ * page's) whose value is not in the list is answered 403 "origin not
+ * allowed", before on_connect (the application never hears of it: no
+ * on_connect, no on_disconnect). Requests without an Origin header (most
+ * non-browser clients) are not affected. Without any entry, every origin is
+ * allowed (the default): a page on any site can then connect, so a server
+ * meant for one site's pages should list it. origin is SCHEME://HOST[:PORT]
+ * as a browser sends it (e.g. "https://chat.example.com"; a trailing '/' is
+ * dropped), or "null"; compared regardless of case. Copies origin.
+ * Thread: the loop's (or before it runs); applies to requests decided after.
+ * Returns 0, WSCHAT_EINVAL (srv NULL, or origin not of that form, or over
+ * 255 bytes) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
+                                           const char *origin);
 
 /*
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
@@ -293,6 +333,11 @@ enum wschat_verdict {
  * before registered commands. wschat_message_text() reads it,
  * wschat_message_command() gives it parsed as a command,
  * wschat_message_replace() changes it.
+ * In chat mode the limits come after the hook, in this order: flood control
+ * (WSCHAT_OPT_RATE: a message the hook drops costs the client nothing; one
+ * it passes takes a token, and may then be dropped), then the line length
+ * (WSCHAT_OPT_MAX_LINE, on the replaced text if the hook replaced it). So
+ * the hook sees every message, floods included, and must be cheap.
  * Returns enum wschat_verdict.
  */
 typedef int (*wschat_message_cb)(struct wschat_client *client,
@@ -496,8 +541,9 @@ struct wschat_history_reply;
  * - read: answer q through reply, now or later (the reply is the store's
  *   until wschat_history_reply_end()). Return 0, or an error: then the
  *   reply must not be used.
- * - close: called once, at shutdown (after every reply ended) or in
- *   wschat_server_free(); store is not used again.
+ * - close: called once, at shutdown or in wschat_server_free(); store is
+ *   not used again. Replies it has not ended by then must not be ended
+ *   afterwards: the server ends them as failed reads.
  */
 struct wschat_history_store {
   int (*append)(void *store, const struct wschat_event *ev);
@@ -521,15 +567,18 @@ wschat_server_set_history_store(struct wschat_server *srv,
 
 /* Adds one stored event to a reply (oldest first; strings copied; text
  * len bytes of valid UTF-8). Loop thread. Returns 0, WSCHAT_EINVAL (a
- * whisper or notice, no room, bad UTF-8) or WSCHAT_ENOMEM. */
+ * whisper or notice, no room or an invalid one, a string that is not
+ * valid UTF-8) or WSCHAT_ENOMEM. */
 WSCHAT_EXTERN int wschat_history_reply_add(
     struct wschat_history_reply *reply, enum wschat_event_kind kind,
     uint64_t id, int64_t time_ms, const char *room, const char *from,
     const char *to, const char *text, size_t len, const char *reason);
 /* Ends a reply: complete says that no row asked for is missing; more
  * that further rows exist beyond those given; err is 0 or WSCHAT_EIO (the
- * read failed). The reply is answered at once and freed. Loop thread
- * (from another thread, post it with wschat_server_post()). */
+ * read failed). The reply is freed at once; its answer reaches the
+ * reader on a later turn of the loop (so a store may end a reply inside
+ * its read()). Loop thread (from another thread, post it with
+ * wschat_server_post()). */
 WSCHAT_EXTERN void wschat_history_reply_end(struct wschat_history_reply *reply,
                                             int complete, int more, int err);
 
@@ -735,6 +784,9 @@ WSCHAT_EXTERN int wschat_client_add_header(struct wschat_client *client,
 
 /*
  * Sends a text message to one client (copies text; must be valid UTF-8).
+ * With a history store, it goes out after the replay of a room the client
+ * is joining, like the room's own traffic (so a greeting from on_join
+ * follows the join).
  * Returns 0, WSCHAT_ENOTOPEN (still in its handshake), WSCHAT_ECLOSED,
  * WSCHAT_EINVAL (invalid UTF-8) or WSCHAT_ENOMEM.
  */
@@ -889,7 +941,8 @@ WSCHAT_EXTERN size_t wschat_server_members(struct wschat_server *srv,
 /* ---------------------------------------------------------------------- */
 /* HTTP on the WebSocket port: plain requests (not upgrades) to registered
  * paths are answered by the application. Built in: GET /healthz (200 ok);
- * GET / answers 426 unless a route takes it; anything else 404. */
+ * GET / answers 426 unless a route takes it (chat-cli's web page does);
+ * anything else 404. */
 
 /*
  * Called on the loop thread for a plain GET or HEAD request to a registered
@@ -900,8 +953,9 @@ typedef void (*wschat_http_cb)(struct wschat_http_request *req, void *user);
 
 /*
  * Registers path: exact ("/metrics"), or a prefix when it ends in '/'
- * ("/static/" takes "/static/app.js"); the longest match wins. A route
- * may take "/" and "/healthz". Copied.
+ * ("/static/" takes "/static/app.js"); the longest match wins. "/" is
+ * exact: it takes the root only, not every path. A route may take "/"
+ * and "/healthz" (replacing the built-in answers). Copied.
  * Returns 0, WSCHAT_EINVAL (path not starting with '/', or over 256
  * bytes), WSCHAT_EEXIST or WSCHAT_ENOMEM.
  */
@@ -925,9 +979,12 @@ WSCHAT_EXTERN int wschat_http_add_header(struct wschat_http_request *req,
 /*
  * Answers with status (200-599), content_type (NULL: text/plain;
  * charset=utf-8) and body (copied; for HEAD only its length is sent). The
- * connection closes after the answer.
- * Returns 0, WSCHAT_EINVAL, WSCHAT_ESTATE (already answered) or
- * WSCHAT_ENOMEM.
+ * connection closes after the answer. 204 and 304 (e.g. to a request whose
+ * If-None-Match names the ETag you send) have no body: len must be 0, and
+ * the answer has no Content-Length, and no Content-Type unless you give
+ * one.
+ * Returns 0, WSCHAT_EINVAL (also: a body with 204 or 304), WSCHAT_ESTATE
+ * (already answered) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_http_respond(struct wschat_http_request *req,
                                       int status, const char *content_type,

@@ -108,7 +108,10 @@ static void watch(struct wschat__chat *ch, struct wschat_event *ev) {
 
 static void stamp(struct wschat__chat *ch, struct wschat_event *ev) {
   struct wschat__history *h = ch->history;
-  ev->id = h ? h->ops->next_id(h) : ++ch->next_event;
+  ev->id = h ? h->ops->next_id(h) : ch->next_event + 1;
+  ch->next_event = ev->id;
+  if (ch->first_event == 0)
+    ch->first_event = ev->id;
   ev->ts = wall_ms();
 }
 

@@ -55,7 +55,9 @@ struct wschat__chat {
   struct wschat__history *history;
   wschat__enter_fn on_enter;
   void *on_enter_user;
-  uint64_t next_event, next_guest, next_group, next_watch;
+  uint64_t next_event;  /* the id of the last event stamped (0: none) */
+  uint64_t first_event; /* the id of the first one stamped (0: none) */
+  uint64_t next_guest, next_group, next_watch;
   size_t max_rooms;  /* memberships per member */
   size_t quiet_room; /* rooms above this size are quiet; 0: never */
   int silent_leaves; /* shutting down: nobody is told of leaves */

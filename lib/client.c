@@ -364,6 +364,12 @@ int wschat_server_say(struct wschat_server *srv, const char *room,
   return wschat__chat_say_as(&srv->chat, room, name, text, len);
 }
 
+int wschat_server_add_origin(struct wschat_server *srv, const char *origin) {
+  if (srv == NULL)
+    return WSCHAT_EINVAL;
+  return wschat__session_add_origin(&srv->sess, origin);
+}
+
 int wschat_server_reserve_name(struct wschat_server *srv, const char *name) {
   if (srv == NULL || name == NULL || !wschat__name_valid(name, strlen(name)))
     return WSCHAT_ENAME;

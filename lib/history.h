@@ -70,6 +70,12 @@ enum {
   WSCHAT__HISTORY_QUEUE_BYTES = 8 << 20,
   WSCHAT__HISTORY_ID_BLOCK = 65536,
   WSCHAT__HISTORY_READ_MAX = 10000, /* rows in one read, at most */
+  /* A page ends before its rows pass about this many bytes once rendered
+   * (text plus strings plus 112 per row), whatever the limit: one answer
+   * stays one message of at most about 1 MiB, which common clients accept
+   * by default, and one reader cannot make the store render gigabytes.
+   * Such a page says more = 1 and complete = 0. */
+  WSCHAT__HISTORY_PAGE_BYTES = 768 << 10,
 };
 
 struct wschat__history_config {

@@ -337,6 +337,8 @@ static void do_read(struct store *s, const struct rec *r) {
   sqlite3_bind_int64(st, 3, (sqlite3_int64)r->limit + 1);
   page->ev = malloc(r->limit * sizeof(*page->ev));
   int err = page->ev ? 0 : SQLITE_NOMEM;
+  size_t bytes = 0;
+  int cut = 0; /* ended by WSCHAT__HISTORY_PAGE_BYTES */
   while (!err) {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
@@ -351,6 +353,14 @@ static void do_read(struct store *s, const struct rec *r) {
     }
     const void *text = sqlite3_column_blob(st, 6);
     size_t len = (size_t)sqlite3_column_bytes(st, 6);
+    bytes += 112 + len;
+    for (int col = 3; col <= 7; col += col == 5 ? 2 : 1)
+      bytes += (size_t)sqlite3_column_bytes(st, col);
+    if (page->n > 0 && bytes > WSCHAT__HISTORY_PAGE_BYTES) {
+      page->more = 1;
+      cut = 1;
+      break;
+    }
     struct wschat_event *ev = wschat__event_new(
         sqlite3_column_int(st, 2), (const char *)sqlite3_column_text(st, 3),
         (const char *)sqlite3_column_text(st, 4),
@@ -388,12 +398,13 @@ static void do_read(struct store *s, const struct rec *r) {
     /* Rows after id were asked for: all of them, or up to the last one
      * returned when there are more. */
     page->complete =
-        pruned <= r->id &&
+        !cut && pruned <= r->id &&
         !gap_overlaps(s, r->id + 1,
                       page->more ? page->ev[page->n - 1]->id : UINT64_MAX);
   } else {
     /* The newest `limit` rows below bound: if there are that many, from
-     * the first returned; else every row of the room below bound. */
+     * the oldest returned (the last of this descending scan); else every
+     * row of the room below bound. */
     uint64_t hi = kind == WSCHAT__HISTORY_LAST ? UINT64_MAX
                   : r->id > 0                  ? r->id - 1
                                                : 0;
@@ -402,6 +413,8 @@ static void do_read(struct store *s, const struct rec *r) {
           !foreign && !gap_overlaps(s, page->ev[page->n - 1]->id, hi);
     else
       page->complete = !foreign && pruned == 0 && !gap_overlaps(s, 1, hi);
+    if (cut) /* fewer rows than asked for, though there are more */
+      page->complete = 0;
     for (size_t i = 0; i < page->n / 2; i++) { /* oldest first */
       struct wschat_event *t = page->ev[i];
       page->ev[i] = page->ev[page->n - 1 - i];

@@ -104,11 +104,22 @@ size_t wschat__http_write_head(char *buf, size_t cap, int status, const char *ty
   put_uint(&o, (size_t)status);
   put(&o, " ");
   put(&o, http_status_str((enum http_status)status));
-  put(&o, "\r\nContent-Type: ");
-  put(&o, type ? type : "text/plain; charset=utf-8");
-  put(&o, "\r\nContent-Length: ");
-  put_uint(&o, body_len);
-  put(&o, "\r\nConnection: close\r\n");
+  put(&o, "\r\n");
+  /* 204 and 304 have no body (RFC 9110 15.3.5, 15.4.5): no Content-Length
+   * (a 304's would have to be the full representation's), and no type
+   * unless the caller gives one. */
+  if (status != 204 && status != 304) {
+    put(&o, "Content-Type: ");
+    put(&o, type ? type : "text/plain; charset=utf-8");
+    put(&o, "\r\nContent-Length: ");
+    put_uint(&o, body_len);
+    put(&o, "\r\n");
+  } else if (type != NULL) {
+    put(&o, "Content-Type: ");
+    put(&o, type);
+    put(&o, "\r\n");
+  }
+  put(&o, "Connection: close\r\n");
   if (status == 405)
     put(&o, "Allow: GET\r\n");
   if (status == 426)

@@ -183,6 +183,10 @@ int wschat__json_open(struct wschat_client *c, const char *query,
              "since must be an integer from 0 to 2^53 - 1");
   }
 
+  if (c->has_since && room == NULL && strcmp(where, WSCHAT__LOBBY) == 0 &&
+      wschat__http_query_param(query, ql, "room", want, sizeof(want)) != -1 &&
+      strcasecmp(want, WSCHAT__LOBBY) != 0)
+    c->has_since = 0; /* its ?room= was refused: since meant another room */
   struct wschat__room *r0 = wschat__room_find(&ch->rooms, where);
   if (welcome(c, r0 ? r0->name : where) != 0)
     return WSCHAT_ENOMEM;
@@ -279,10 +283,23 @@ static void req_history(struct wschat_client *c,
     chat_error(c, WSCHAT_ENOTMEMBER, 1, q->room, q->ref);
     return;
   }
+  if (wschat__session_env(c)->history != NULL && !wschat__replay_can_ask(c)) {
+    char msg[96];
+    snprintf(msg, sizeof(msg),
+             "too many history requests at once (at most %d): wait for "
+             "their answers",
+             WSCHAT__REPLAY_MAX_ASKED);
+    send_error(c, WSCHAT__JERR_RATE_LIMITED, msg, q->ref);
+    return;
+  }
+  struct wschat__history *h = wschat__session_env(c)->history;
   struct wschat__history_query hq = {
-      .kind = q->has_before ? WSCHAT__HISTORY_BEFORE : WSCHAT__HISTORY_LAST,
+      .kind = q->has_after    ? WSCHAT__HISTORY_AFTER
+              : q->has_before ? WSCHAT__HISTORY_BEFORE
+                              : WSCHAT__HISTORY_LAST,
       .room = ms->room->name,
-      .id = q->before,
+      .id = q->has_after ? q->after : q->before,
+      .epoch = h ? h->ops->epoch(h) : 0,
       .limit = q->limit,
   };
   int rc = wschat__replay_start(c, &hq, WSCHAT__REPLAY_ASKED, q->ref);
@@ -344,14 +361,56 @@ static void req_join(struct wschat_client *c,
     chat_error(c, rc, 1, q->room, q->ref);
 }
 
+/* ---- flood control ---- */
+
+static void slow_down(struct wschat_client *c, int kind, json_t *ref) {
+  static const char *const what[WSCHAT__RATE_KINDS] = {
+      [WSCHAT__RATE_ANY] = "messages",
+      [WSCHAT__RATE_JOIN] = "joins and leaves",
+      [WSCHAT__RATE_NICK] = "name changes",
+      [WSCHAT__RATE_WHISPER] = "whispers",
+  };
+  uint32_t rate, burst;
+  wschat__session_rate_of(wschat__session_env(c), kind, &rate, &burst);
+  char msg[160];
+  snprintf(msg, sizeof(msg),
+           "slow down: at most %u %s a second (%u at once); more are "
+           "dropped, and a client that keeps going is closed",
+           (unsigned)rate, what[kind], (unsigned)burst);
+  send_error(c, WSCHAT__JERR_RATE_LIMITED, msg, ref);
+}
+
+void wschat__json_slow_down(struct wschat_client *c, int kind) {
+  slow_down(c, kind, NULL);
+}
+
+/* The request's own bucket (joins, leaves, names, whispers): 1 if it goes
+ * on. Every request took a token of the common bucket already. */
+static int admitted(struct wschat_client *c, const struct wschat__json_req *q) {
+  int kind = q->type == WSCHAT__JREQ_JOIN || q->type == WSCHAT__JREQ_LEAVE
+                 ? WSCHAT__RATE_JOIN
+             : q->type == WSCHAT__JREQ_NICK    ? WSCHAT__RATE_NICK
+             : q->type == WSCHAT__JREQ_WHISPER ? WSCHAT__RATE_WHISPER
+                                               : WSCHAT__RATE_ANY;
+  if (kind == WSCHAT__RATE_ANY)
+    return 1;
+  int r = wschat__session_admit(c, kind);
+  if (r == WSCHAT__ADMIT_WARN)
+    slow_down(c, kind, q->ref);
+  return r == WSCHAT__ADMIT;
+}
+
 static void dispatch(struct wschat_client *c, const struct wschat__json_req *q) {
   struct wschat__chat *ch = chat_of(c);
   struct wschat__member *m = &c->member;
   int rc = 0;
+  if (!admitted(c, q))
+    return;
   switch (q->type) {
   case WSCHAT__JREQ_MESSAGE:
-    rc = wschat__chat_say_in(ch, m, q->room, WSCHAT_EVENT_MESSAGE, q->text,
-                             q->text_len);
+    rc = wschat__chat_say_in(
+        ch, m, q->room, q->action ? WSCHAT_EVENT_ACTION : WSCHAT_EVENT_MESSAGE,
+        q->text, q->text_len);
     if (rc != 0)
       chat_error(c, rc, 1,
                  q->room ? q->room : (m->nrooms ? "?" : "any room"), q->ref);
@@ -408,6 +467,7 @@ void wschat__json_message(struct wschat_client *c, const char *text,
   struct wschat__json_req q;
   struct wschat__json_limits lim;
   wschat__json_limits_default(&lim);
+  lim.max_text = wschat__session_line_max(wschat__session_env(c));
   if (wschat__json_parse(text, len, &q, &lim) != 0)
     send_error(c, q.code, q.message, q.ref);
   else

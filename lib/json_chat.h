@@ -34,4 +34,8 @@ int wschat__json_open(struct wschat_client *c, const char *query,
 void wschat__json_message(struct wschat_client *c, const char *text,
                           size_t len, int binary);
 
+/* The warning of flood control (wschat__session_admit() said
+ * WSCHAT__ADMIT_WARN for a bucket of kind): an error rate_limited. */
+void wschat__json_slow_down(struct wschat_client *c, int kind);
+
 #endif

@@ -173,6 +173,19 @@ static int get_name(struct wschat__json_req *out, const char *key,
   return r;
 }
 
+/* An optional boolean member (absent or null: 0). Returns 0 or the code
+ * recorded. */
+static int get_bool(struct wschat__json_req *out, const char *key, int *dst) {
+  json_t *v = member(out, key);
+  if (v == NULL)
+    return 0;
+  if (!json_is_boolean(v))
+    return fail(out, WSCHAT__JERR_BAD_FIELD, "\"%s\" must be true or false",
+                key);
+  *dst = json_is_true(v);
+  return 0;
+}
+
 /* An integer member in min..max. Returns 0 or the code recorded. */
 static int get_int(struct wschat__json_req *out, const char *key, int required,
                    int64_t min, int64_t max, int64_t *dst, int *has) {
@@ -215,7 +228,9 @@ static int fields(struct wschat__json_req *out,
     if ((r = get_string(out, "text", 1, lim->max_text, &out->text,
                         &out->text_len)) != 0)
       return r;
-    return get_room(out, "room", 0);
+    if ((r = get_room(out, "room", 0)) != 0)
+      return r;
+    return get_bool(out, "action", &out->action);
   case WSCHAT__JREQ_JOIN:
     if ((r = get_room(out, "room", 1)) != 0)
       return r;
@@ -245,6 +260,14 @@ static int fields(struct wschat__json_req *out,
                      &out->has_before)) != 0)
       return r;
     out->before = (uint64_t)n;
+    n = 0;
+    if ((r = get_int(out, "after", 0, 0, WSCHAT__JSON_MAX_INT, &n,
+                     &out->has_after)) != 0)
+      return r;
+    out->after = (uint64_t)n;
+    if (out->has_before && out->has_after)
+      return fail(out, WSCHAT__JERR_BAD_FIELD,
+                  "\"before\" and \"after\" cannot both be given");
     return 0;
   case WSCHAT__JREQ_TYPING:
     return get_room(out, "room", 1);

@@ -28,7 +28,7 @@ enum wschat__json_type {
   WSCHAT__JREQ_WHISPER,  /* to, text */
   WSCHAT__JREQ_USERS,    /* room (optional) */
   WSCHAT__JREQ_ROOMS,    /* nothing */
-  WSCHAT__JREQ_HISTORY,  /* room, limit, before (optional) */
+  WSCHAT__JREQ_HISTORY,  /* room, limit, before or after (optional) */
   WSCHAT__JREQ_TYPING,   /* room */
 };
 
@@ -113,8 +113,10 @@ struct wschat__json_req {
   const char *epoch; /* join: 1..WSCHAT__JSON_MAX_EPOCH bytes */
   uint64_t since;    /* join, when has_since */
   uint64_t before;   /* history, when has_before */
+  uint64_t after;    /* history, when has_after (never with before) */
   uint32_t limit;    /* history: 1..max_history */
-  int has_since, has_before;
+  int has_since, has_before, has_after;
+  int action; /* message: "action": true, a /me */
   json_t *ref; /* the client's ref (a string of at most max_ref bytes, or a
                   number), to echo; NULL if none. Borrowed from root: the
                   builders of json_view.h take their own reference. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "event.h"
 #include "frame.h"
 #include "grow.h"
@@ -22,7 +23,10 @@ struct wschat__read {
   struct wschat__read *next;
   int why;
   int kind; /* the query's (enum wschat__history_query_kind) */
-  int done;                     /* answered: frames hold the answer */
+  int done; /* answered: frames hold the answer */
+  /* JOIN: the last event id made before the read; anything newer in the
+   * answer was (or will be) delivered live, so it is left out. */
+  uint64_t upto;
   struct wschat__frame **frames; /* owned (one reference each) */
   size_t nframes;
   json_t *ref; /* owned reference, or NULL */
@@ -128,12 +132,28 @@ static void drain(struct wschat_client *c) {
   held_free(c);
 }
 
+static void link_read(struct wschat_client *c, struct wschat__read *r) {
+  r->next = c->reads;
+  c->reads = r;
+  c->nreads++;
+  if (r->why == WSCHAT__REPLAY_ASKED)
+    c->nasked++;
+}
+
 static void unlink_read(struct wschat_client *c, struct wschat__read *r) {
   for (struct wschat__read **p = &c->reads; *p; p = &(*p)->next)
     if (*p == r) {
       *p = r->next;
+      c->nreads--;
+      if (r->why == WSCHAT__REPLAY_ASKED)
+        c->nasked--;
       return;
     }
+}
+
+int wschat__replay_can_ask(const struct wschat_client *c) {
+  return c->nasked < WSCHAT__REPLAY_MAX_ASKED &&
+         c->nreads < WSCHAT__REPLAY_MAX_READS;
 }
 
 /* ---- answers ---- */
@@ -199,9 +219,10 @@ static int json_answer(struct wschat__read *r,
                                         "history could not be read", r->ref),
                      &cap);
   /* Recovery asks for everything after an id: rows left for a next page
-   * are missing from this answer. Other reads ask for a limit. */
+   * are missing from its answer. Requests ask for a limit. */
   int complete = page->err == 0 && page->complete &&
-                 !(r->kind == WSCHAT__HISTORY_AFTER && page->more);
+                 !(r->why == WSCHAT__REPLAY_JOIN &&
+                   r->kind == WSCHAT__HISTORY_AFTER && page->more);
   return add_frame(r,
                    wschat__json_history(
                        r->room, (const struct wschat_event *const *)page->ev,
@@ -218,8 +239,22 @@ static void on_page(struct wschat__history_page *page, void *user) {
     return;
   }
   unlink_read(c, r);
+  /* A store that answers later may see appends made after the read was
+   * asked for (ours does not; an application's may): those events reach
+   * a joiner live, after its replay, and must not come twice. */
+  uint64_t upto = r->upto;
+  if (upto == 0) { /* asked before this process made any event: every
+                      event it made since is newer than the read */
+    uint64_t first = wschat__session_env(c)->chat->first_event;
+    upto = first ? first - 1 : UINT64_MAX;
+  }
+  while (r->why == WSCHAT__REPLAY_JOIN && page->n > 0 &&
+         page->ev[page->n - 1]->id > upto)
+    wschat__event_unref(page->ev[--page->n]);
   int json = (c->member.view & WSCHAT__VIEW_MASK) == WSCHAT__VIEW_JSON;
-  int rc = json ? json_answer(r, page) : text_answer(r, page);
+  int rc = !client_open(c) ? 0 /* nobody will read it: not rendered */
+           : json          ? json_answer(r, page)
+                           : text_answer(r, page);
   wschat__history_page_free(page);
   if (rc != 0)
     wschat__conn_doom(&c->conn, 1011); /* out of memory */
@@ -241,12 +276,16 @@ int wschat__replay_start(struct wschat_client *c,
   struct wschat__history *h = wschat__session_env(c)->history;
   if (h == NULL)
     return WSCHAT_ENOHISTORY;
+  if (c->nreads >= WSCHAT__REPLAY_MAX_READS ||
+      (why == WSCHAT__REPLAY_ASKED && !wschat__replay_can_ask(c)))
+    return WSCHAT_ETOOMANY;
   struct wschat__read *r = calloc(1, sizeof(*r));
   if (r == NULL)
     return WSCHAT_ENOMEM;
   r->c = c;
   r->why = why;
   r->kind = q->kind;
+  r->upto = wschat__session_env(c)->chat->next_event;
   r->ref = ref ? json_incref(ref) : NULL;
   snprintf(r->room, sizeof(r->room), "%s", q->room);
   int ordered = why == WSCHAT__REPLAY_JOIN;
@@ -264,8 +303,13 @@ int wschat__replay_start(struct wschat_client *c,
     read_free(r);
     return WSCHAT_ENOMEM;
   }
+  /* On the list before the store sees it: a store may answer from inside
+   * read() (an application's may), and then r is unlinked and freed
+   * before read() returns; after a 0, r is not touched again here. */
+  link_read(c, r);
   int rc = h->ops->read(h, q, on_page, r);
-  if (rc != 0) {
+  if (rc != 0) { /* refused: on_page never ran, r is still ours */
+    unlink_read(c, r);
     if (ordered) { /* r is the newest item: take it back */
       c->held->n--;
       if (c->held->n == 0)
@@ -274,8 +318,6 @@ int wschat__replay_start(struct wschat_client *c,
     read_free(r);
     return rc;
   }
-  r->next = c->reads;
-  c->reads = r;
   return 0;
 }
 
@@ -283,6 +325,7 @@ void wschat__replay_detach(struct wschat_client *c) {
   for (struct wschat__read *r = c->reads; r; r = r->next)
     r->c = NULL; /* freed when its answer comes */
   c->reads = NULL;
+  c->nreads = c->nasked = 0;
   if (c->held != NULL) {
     /* Reads in the queue are on the list too: only frames are dropped. */
     struct wschat__held *h = c->held;

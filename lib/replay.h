@@ -26,6 +26,18 @@ struct wschat_client;
 struct wschat__frame;
 struct wschat__history_query;
 
+/* Reads one client may have in flight: requests (JSON history,
+ * /history), and all reads (requests and the replays of its joins, one
+ * per join). A client over either gets no new read: a request is refused
+ * (rate_limited, or the text protocol's "busy"), a join goes on with an
+ * empty replay marked incomplete. Each read can cost the store and the
+ * loop thousands of rows, so this is what keeps one client that asks
+ * without reading from taking the store and the loop from everyone. */
+enum {
+  WSCHAT__REPLAY_MAX_ASKED = 4,
+  WSCHAT__REPLAY_MAX_READS = 32,
+};
+
 /* Why a read is made, which decides how its answer is written. */
 enum {
   WSCHAT__REPLAY_JOIN = 1, /* a joiner's replay or recovery: ordered */
@@ -36,12 +48,17 @@ enum {
  * Queues the read q for client c. A JOIN read holds c's deliveries until
  * its answer is sent. ref (JSON only; NULL: none) is echoed in the answer
  * (the read takes its own reference). Loop thread.
- * Returns 0, WSCHAT_ENOHISTORY (the server has no history store), or the
- * store's refusal (WSCHAT_EINVAL, WSCHAT_ETOOMANY), or WSCHAT_ENOMEM.
+ * Returns 0, WSCHAT_ENOHISTORY (the server has no history store),
+ * WSCHAT_ETOOMANY (c is at one of the limits above, or the store's queue
+ * is full), the store's WSCHAT_EINVAL, or WSCHAT_ENOMEM.
  */
 int wschat__replay_start(struct wschat_client *c,
                          const struct wschat__history_query *q, int why,
                          json_t *ref);
+
+/* Nonzero if c may make one more request read (it is under both limits
+ * above). */
+int wschat__replay_can_ask(const struct wschat_client *c);
 
 /* Sends f (the caller keeps its reference) to c: now, or after what holds
  * c. A held queue over the client's output limit dooms it with 1008. */

@@ -93,14 +93,16 @@ void wschat__routes_free(struct wschat__routes *rs) {
   memset(rs, 0, sizeof(*rs));
 }
 
-/* The longest route for path: exact, or a prefix ending in '/'. */
+/* The longest route for path: exact, or a prefix ending in '/'. "/" is
+ * exact only: as a prefix it would take every path, /healthz and every
+ * 404 included, from an application that only wanted a home page. */
 static const struct wschat__route *find(const struct wschat__routes *rs,
                                         const char *path, size_t len) {
   const struct wschat__route *best = NULL;
   for (size_t i = 0; i < rs->n; i++) {
     const struct wschat__route *r = &rs->v[i];
     int exact = r->len == len && memcmp(r->path, path, len) == 0;
-    int prefix = r->path[r->len - 1] == '/' && r->len <= len &&
+    int prefix = r->len > 1 && r->path[r->len - 1] == '/' && r->len <= len &&
                  memcmp(r->path, path, r->len) == 0;
     if ((exact || prefix) &&
         (best == NULL || r->len > best->len || (exact && r->len == best->len)))
@@ -149,6 +151,7 @@ int wschat_http_respond(struct wschat_http_request *req, int status,
                         const char *content_type, const void *body,
                         size_t len) {
   if (status < 200 || status > 599 || (body == NULL && len > 0) ||
+      ((status == 204 || status == 304) && len > 0) ||
       (content_type && strpbrk(content_type, "\r\n")))
     return WSCHAT_EINVAL;
   if (req->out != NULL)

@@ -267,6 +267,7 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   srv->sess.text = &srv->text;
   srv->sess.routes = &srv->routes;
   srv->sess.replay = 50;
+  wschat__session_env_init(&srv->sess);
   *out = srv;
   return 0;
 }
@@ -335,8 +336,9 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
       return WSCHAT_EINVAL;
     srv->sess.replay = (unsigned)v;
     return 0;
+  default: /* the chat's limits (line, rate): the session's */
+    return wschat__session_set_option(&srv->sess, opt, v);
   }
-  return WSCHAT_EINVAL;
 }
 
 static void on_failed_listener_closed(uv_handle_t *h) {
@@ -521,6 +523,7 @@ int wschat_server_free(struct wschat_server *srv) {
   wschat__chat_free(&srv->chat);
   wschat__routes_free(&srv->routes);
   wschat__post_free(&srv->posts);
+  wschat__session_env_free(&srv->sess);
   wschat__frame_unref(srv->sess.conn.ping_frame);
   free(srv->sess.conn.iov);
   free(srv->conns);

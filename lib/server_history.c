@@ -161,13 +161,19 @@ struct ext {
   struct wschat__history base; /* first */
   struct wschat_history_store ops;
   void *store;
+  struct wschat_server *srv; /* whose post queue delivers the answers */
+  struct wschat_history_reply *open; /* replies not ended yet (owned) */
 };
 
 struct wschat_history_reply {
   struct ext *ext;
   struct wschat__history_page *page;
   size_t cap;
+  struct wschat_history_reply *prev, *next; /* ext->open */
 };
+
+static void reply_finish(struct wschat_history_reply *reply, int complete,
+                         int more, int err, uint64_t epoch);
 
 static struct ext *E(struct wschat__history *h) { return (struct ext *)h; }
 
@@ -203,11 +209,21 @@ static int ext_read(struct wschat__history *h,
   page->user = user;
   r->ext = E(h);
   r->page = page;
+  r->next = E(h)->open; /* linked first: the store may end it in read() */
+  if (r->next)
+    r->next->prev = r;
+  E(h)->open = r;
   /* The kinds have the same numbers inside and out. */
   struct wschat_history_query pq = {q->kind, q->room, q->id, q->epoch,
                                     q->limit};
   int rc = E(h)->ops.read(E(h)->store, &pq, r);
-  if (rc != 0) {
+  if (rc != 0) { /* refused: the reply was not used (see wschat.h) */
+    if (r->prev)
+      r->prev->next = r->next;
+    else
+      E(h)->open = r->next;
+    if (r->next)
+      r->next->prev = r->prev;
     wschat__history_page_free(page);
     free(r);
   }
@@ -228,6 +244,10 @@ static void ext_stats(struct wschat__history *h,
 static void ext_close(struct wschat__history *h) {
   struct ext *e = E(h);
   e->ops.close(e->store);
+  /* Replies the store never ended are ended here, as failed reads: their
+   * readers are waiting (and own memory until they are answered). */
+  while (e->open != NULL)
+    reply_finish(e->open, 0, 0, 1, 0);
   free(e);
 }
 
@@ -244,15 +264,21 @@ int wschat_server_set_history_store(struct wschat_server *srv,
     return WSCHAT_EINVAL;
   if (!can_attach(srv))
     return WSCHAT_ESTATE;
-  struct ext *e = malloc(sizeof(*e));
+  struct ext *e = calloc(1, sizeof(*e));
   if (e == NULL)
     return WSCHAT_ENOMEM;
   e->base.ops = &ext_ops;
   e->ops = *ops;
   e->store = store;
+  e->srv = srv;
   attach(srv, &e->base);
   srv->history_builtin = 0;
   return 0;
+}
+
+/* An optional string of a stored event: NULL, or valid UTF-8. */
+static int str_ok(const char *s) {
+  return s == NULL || wschat__utf8_valid(s, strlen(s));
 }
 
 int wschat_history_reply_add(struct wschat_history_reply *reply,
@@ -263,7 +289,9 @@ int wschat_history_reply_add(struct wschat_history_reply *reply,
                              const char *reason) {
   if (reply == NULL || room == NULL || kind < WSCHAT_EVENT_MESSAGE ||
       kind > WSCHAT_EVENT_NICK || (text == NULL && len > 0) ||
-      !wschat__utf8_valid(text ? text : "", len))
+      !wschat__utf8_valid(text ? text : "", len) ||
+      !wschat__room_valid(room, strlen(room)) || !str_ok(from) ||
+      !str_ok(to) || !str_ok(reason))
     return WSCHAT_EINVAL;
   struct wschat__history_page *p = reply->page;
   if (p->n == reply->cap) {
@@ -284,20 +312,41 @@ int wschat_history_reply_add(struct wschat_history_reply *reply,
   return 0;
 }
 
-void wschat_history_reply_end(struct wschat_history_reply *reply,
-                              int complete, int more, int err) {
-  if (reply == NULL)
-    return;
+static void reply_finish(struct wschat_history_reply *reply, int complete,
+                         int more, int err, uint64_t epoch) {
+  struct ext *e = reply->ext;
+  if (reply->prev)
+    reply->prev->next = reply->next;
+  else
+    e->open = reply->next;
+  if (reply->next)
+    reply->next->prev = reply->prev;
   struct wschat__history_page *p = reply->page;
   p->err = err ? WSCHAT_EIO : 0;
   p->complete = !err && complete;
   p->more = more != 0;
-  p->epoch = reply->ext->ops.epoch(reply->ext->store);
+  p->epoch = epoch;
   if (p->err) {
     for (size_t i = 0; i < p->n; i++)
       wschat__event_unref(p->ev[i]);
     p->n = 0;
   }
+  struct wschat_server *srv = e->srv;
   free(reply);
-  p->cb(p, p->user);
+  /* Never from inside the store's read(): a store may answer there, but
+   * the readers (a client's replay, wschat_server_read_history()) are
+   * promised their answer later, as the built-in store gives it: a replay
+   * links its read after the read call returns. The post queue delivers it
+   * on the next turn of the loop (and during a shutdown). A server that
+   * cannot post (not listening yet) has no client reads: answer now. */
+  if (wschat__post(&srv->posts, wschat__history_deliver, p, 0) != 0)
+    p->cb(p, p->user);
+}
+
+void wschat_history_reply_end(struct wschat_history_reply *reply,
+                              int complete, int more, int err) {
+  if (reply == NULL)
+    return;
+  reply_finish(reply, complete, more, err,
+               reply->ext->ops.epoch(reply->ext->store));
 }

@@ -12,6 +12,7 @@
 #include "http.h"
 #include "presence.h"
 #include "room.h"
+#include "utf8.h"
 
 static void reply(const struct wschat__text *t, struct wschat__member *m,
                   const char *line) {
@@ -351,6 +352,14 @@ static void cmd_whisper(const struct wschat__text *t, struct wschat__member *m,
 static void cmd_quit(const struct wschat__text *t, struct wschat__member *m,
                      struct wschat__slice reason) {
   char *r = NULL;
+  /* A reason goes into the leave notice and the close frame, which holds
+   * 123 bytes: longer ones are cut there, at a character's start. */
+  if (reason.len > WSCHAT__REASON_MAX) {
+    reason.len = WSCHAT__REASON_MAX;
+    while (reason.len > 0 &&
+           ((unsigned char)reason.p[reason.len] & 0xC0) == 0x80)
+      reason.len--;
+  }
   if (reason.len > 0 && (r = malloc(reason.len + 1)) != NULL) {
     memcpy(r, reason.p, reason.len);
     r[reason.len] = '\0';
@@ -379,6 +388,43 @@ static void cmd_other(const struct wschat__text *t, struct wschat__member *m,
   replyf(t, m, "! unknown command %s, try /help", word);
 }
 
+/* Starts s[0..len) with word, regardless of case? */
+static int starts(const char *s, size_t len, const char *word) {
+  size_t n = strlen(word);
+  return len >= n && strncasecmp(s, word, n) == 0;
+}
+
+/*
+ * Would "* NAME ACTION" read exactly like a server notice? The text view's
+ * notices in the "* NAME ..." form are "* NAME joined #ROOM", "* NAME left
+ * #ROOM[ (REASON)]" and "* OLD is now known as NEW"; replies that only the
+ * sender sees could be imitated by a client named after their first word:
+ * "* users in #ROOM: ..." and "* no history in #ROOM". So an action is
+ * refused when, after what the view shows as blank (spaces, controls, the
+ * code points of wschat__utf8_invisible()), it starts with "joined #",
+ * "left #" or "is now known as " (in any case), or with "in #" for a
+ * client named users, "history in #" for one named no. (An application's
+ * notices are its own text: it can reserve the names that would imitate
+ * them.)
+ */
+static int forges_notice(const char *name, const char *p, size_t len) {
+  for (;;) {
+    const unsigned char *u = (const unsigned char *)p;
+    size_t k = len > 0 && (*u <= 0x20 || *u == 0x7F)
+                   ? 1
+                   : wschat__utf8_invisible(u, len);
+    if (k == 0)
+      break;
+    p += k, len -= k;
+  }
+  if (starts(p, len, "joined #") || starts(p, len, "left #") ||
+      starts(p, len, "is now known as "))
+    return 1;
+  if (strcasecmp(name, "users") == 0 && starts(p, len, "in #"))
+    return 1;
+  return strcasecmp(name, "no") == 0 && starts(p, len, "history in #");
+}
+
 static int blank(const char *p, size_t len) {
   for (size_t i = 0; i < len; i++)
     if (p[i] != ' ' && p[i] != '\t')
@@ -390,6 +436,13 @@ void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
                        const char *text, size_t len) {
   struct wschat__cmd cmd;
   wschat__cmd_parse(text, len, &cmd);
+  wschat__text_command(t, m, &cmd);
+}
+
+void wschat__text_command(const struct wschat__text *t,
+                          struct wschat__member *m,
+                          const struct wschat__cmd *c) {
+  struct wschat__cmd cmd = *c;
   if (wschat__member_room(m) == NULL && cmd.kind != WSCHAT__CMD_QUIT &&
       cmd.kind != WSCHAT__CMD_JOIN && cmd.kind != WSCHAT__CMD_HELP) {
     reply(t, m, "! you are in no room: /join one");
@@ -437,6 +490,12 @@ void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
   case WSCHAT__CMD_ME:
     if (cmd.tail.len == 0) {
       reply(t, m, "! usage: /me ACTION");
+      return;
+    }
+    if (forges_notice(m->name, cmd.tail.p, cmd.tail.len)) {
+      reply(t, m,
+            "! that action would read like a server notice: say it "
+            "another way");
       return;
     }
     if (wschat__chat_say(t->chat, m, WSCHAT_EVENT_ACTION, cmd.tail.p,

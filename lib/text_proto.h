@@ -13,7 +13,12 @@
 #include <stddef.h>
 
 struct wschat__chat;
+struct wschat__cmd;
 struct wschat__member;
+
+/* The most bytes of a /quit reason (what a close frame holds); longer ones
+ * are cut at a character's start. */
+#define WSCHAT__REASON_MAX 123
 
 struct wschat__text_io {
   /* One message to m (server text: may hold several lines). */
@@ -46,6 +51,11 @@ int wschat__text_open(const struct wschat__text *t, struct wschat__member *m,
 /* One line (valid UTF-8) from an open client. */
 void wschat__text_line(const struct wschat__text *t, struct wschat__member *m,
                        const char *text, size_t len);
+/* The same, parsed already (by wschat__cmd_parse(); the session parses
+ * first, to know what the message costs in flood control). */
+void wschat__text_command(const struct wschat__text *t,
+                          struct wschat__member *m,
+                          const struct wschat__cmd *cmd);
 
 /* The help text (built-in commands, then the registered ones); a malloc'd
  * string the caller frees, or NULL when out of memory. */

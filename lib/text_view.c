@@ -9,12 +9,16 @@
  *   NOTICE   TEXT, exactly as the application gave it
  *
  * In every line but a notice, control characters are shown as spaces, so
- * nobody can forge a second line inside theirs. Owns nothing.
+ * nobody can forge a second line inside theirs, and so are the invisible
+ * code points that can make a line read as something else
+ * (wschat__utf8_invisible()). Owns nothing.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "event.h"
 #include "frame.h"
+#include "utf8.h"
 #include "view.h"
 
 #define MAX_PARTS 8
@@ -32,6 +36,26 @@ static void add(struct parts *ps, const char *s, size_t len) {
 
 static void adds(struct parts *ps, const char *s) {
   add(ps, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* f's payload with each blanked code point as one space: a new frame (f is
+ * released), or NULL when out of memory. Rare: only lines that hold one. */
+static struct wschat__frame *compact(struct wschat__frame *f, const uint8_t *p,
+                                     size_t len) {
+  uint8_t *out = malloc(len ? len : 1);
+  struct wschat__frame *g = NULL;
+  if (out != NULL) {
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+      size_t k = p[i] >= 0xC2 ? wschat__utf8_invisible(p + i, len - i) : 0;
+      out[n++] = k ? ' ' : p[i];
+      i += k ? k : 1;
+    }
+    g = wschat__frame_new(WSCHAT__OP_TEXT, out, n);
+    free(out);
+  }
+  wschat__frame_unref(f);
+  return g;
 }
 
 struct wschat__frame *wschat__text_render(const struct wschat_event *ev,
@@ -83,9 +107,16 @@ struct wschat__frame *wschat__text_render(const struct wschat_event *ev,
   if (f != NULL) {
     size_t len;
     uint8_t *p = (uint8_t *)wschat__frame_payload(f, &len);
-    for (size_t i = 0; i < len; i++)
+    int invisible = 0;
+    for (size_t i = 0; i < len; i++) {
       if (p[i] < 0x20 || p[i] == 0x7F)
         p[i] = ' ';
+      else if (p[i] >= 0xC2 && !invisible &&
+               wschat__utf8_invisible(p + i, len - i))
+        invisible = 1;
+    }
+    if (invisible)
+      f = compact(f, p, len);
   }
   return f;
 }

@@ -47,3 +47,21 @@ int wschat__utf8_valid(const char *str, size_t len) {
   }
   return 1;
 }
+
+size_t wschat__utf8_invisible(const unsigned char *p, size_t len) {
+  if (len < 2)
+    return 0;
+  unsigned char c = p[0], b1 = p[1];
+  if (c == 0xC2)
+    return b1 <= 0x9F ? 2 : 0;
+  if (c == 0xD8)
+    return b1 == 0x9C ? 2 : 0;
+  if (len < 3)
+    return 0;
+  unsigned char b2 = p[2];
+  if (c == 0xE2 && b1 == 0x80)
+    return (b2 >= 0x8B && b2 <= 0x8F) || (b2 >= 0xA8 && b2 <= 0xAE) ? 3 : 0;
+  if (c == 0xE2 && b1 == 0x81)
+    return b2 >= 0xA0 && b2 <= 0xAF ? 3 : 0;
+  return c == 0xEF && b1 == 0xBB && b2 == 0xBF ? 3 : 0;
+}

@@ -2,7 +2,9 @@
  * api_probe: every public call of libwschat, as an embedding program sees
  * it. tests/e2e/test_api.py drives it; nothing else should.
  *
- *   api_probe [PORT]     (0 or nothing: a free port)
+ *   api_probe [PORT [HISTORY]]   (0 or nothing: a free port; HISTORY: a
+ *                                 SQLite file, opened as the server's
+ *                                 history store)
  *
  * It owns its libuv loop (uv_default_loop()), runs the chat on it, wires
  * every hook, three event watchers, its own commands and HTTP routes, and
@@ -17,6 +19,8 @@
  *   event ID KIND ROOM|- FROM|- CLIENT TO|- :TEXT-OR-REASON
  *   http METHOD PATH QUERY|-         error ID CODE  (an error reply)
  *   late post ran                    shutdown
+ *   history final appended=N written=N   (with HISTORY: the counters after
+ *                                        the shutdown)
  *   exit free=N loop=N
  *
  * Its on_message commands (DROPped, except /shout: rewritten and PASSed):
@@ -54,6 +58,10 @@
  *   /strerror       wschat_strerror() of every code: distinct texts
  *   /maybe          returns WSCHAT_PASS (the chat answers "unknown")
  *   /drop           registered too, but on_message drops it first
+ *   /hstats         wschat_server_history_stats()
+ *   /hread ROOM LIMIT [BEFORE]   wschat_server_read_history(); the answer
+ *                   as one message: "* hread ROOM n=N complete=C err=E",
+ *                   then a line "ID KIND FROM|- TO|- :TEXT" per event
  * Errors come back to the sender as "! " + wschat_strerror() (and an
  * "error ID CODE" line).
  *
@@ -71,8 +79,17 @@
  * Rooms in on_join: "trap" (the hook moves the client on to "jail"),
  * "doom" (the hook closes it, 4004). A MESSAGE "echo-me" makes the first
  * watcher say "echoed" as probebot (an event caused inside a watcher).
+ * History: before listening, the argument checks of
+ * wschat_server_open_history() (EINVAL, EIO for a file in a directory that
+ * does not exist), wschat_server_set_history_store(),
+ * wschat_server_read_history() and wschat_server_history_stats() (all
+ * ENOHISTORY without a store); with HISTORY, the store is opened
+ * (WSCHAT_OPT_HISTORY_REPLAY: 3) and a second one refused; once
+ * listening, both ways of setting a store are refused (ESTATE).
  * HTTP routes: /probe/status (200, X-Route), /probe/ and /probe/deep/
- * (prefixes), /probe/silent (no answer: 500), /probe/bad (404 "nope").
+ * (prefixes), /probe/silent (no answer: 500), /probe/bad (404 "nope"),
+ * /probe/cached (ETag "v1"; 304 to an If-None-Match naming it), and "/"
+ * (the root only: /healthz and unknown paths keep the built-in answers).
  *
  * Calls whose result the API states are checked where they are made; a
  * wrong result prints "check FAIL ..." (the tests require none).
@@ -138,6 +155,8 @@ struct app {
   int once_calls;
   int want_late_post;        /* /latepost: post when the shutdown begins */
   int late_posted, late_ran; /* that post was accepted; it ran */
+  const char *history;       /* the SQLite file, or NULL: no store */
+  int in_read;               /* inside wschat_server_read_history() */
 };
 
 static struct app app;
@@ -1432,11 +1451,11 @@ static int cmd_strerror(struct wschat_client *c,
   (void)user;
   int before = app.failures;
   static const int codes[] = {
-      WSCHAT_OK,        WSCHAT_EINVAL,     WSCHAT_ENAME,     WSCHAT_EROOM,
-      WSCHAT_ETOOBIG,   WSCHAT_ENAMETAKEN, WSCHAT_ENOTFOUND, WSCHAT_ECLOSED,
-      WSCHAT_ESTATE,    WSCHAT_ESAMEROOM,  WSCHAT_ENOTOPEN,  WSCHAT_ETOOMANY,
-      WSCHAT_EEXIST,    WSCHAT_ERESERVED,  WSCHAT_ENOTMEMBER, WSCHAT_ENOMEM,
-      WSCHAT_EIO,       WSCHAT_EADDR};
+      WSCHAT_OK,      WSCHAT_EINVAL,     WSCHAT_ENAME,      WSCHAT_EROOM,
+      WSCHAT_ETOOBIG, WSCHAT_ENAMETAKEN, WSCHAT_ENOTFOUND,  WSCHAT_ECLOSED,
+      WSCHAT_ESTATE,  WSCHAT_ESAMEROOM,  WSCHAT_ENOTOPEN,   WSCHAT_ETOOMANY,
+      WSCHAT_EEXIST,  WSCHAT_ERESERVED,  WSCHAT_ENOTMEMBER, WSCHAT_ENOMEM,
+      WSCHAT_EIO,     WSCHAT_EADDR,      WSCHAT_ENOHISTORY};
   const size_t ncodes = sizeof(codes) / sizeof(codes[0]);
   const char *text[sizeof(codes) / sizeof(codes[0]) + 2];
   const int unknown[2] = {-999, 12345};
@@ -1469,6 +1488,135 @@ static int cmd_never(struct wschat_client *c, const struct wschat_command *cmd,
   (void)user;
   CHECK(0, "a command that on_message dropped ran");
   replys(c, "* registered drop ran");
+  return WSCHAT_DROP;
+}
+
+/* ---- history ---- */
+
+static int cmd_hstats(struct wschat_client *c, const struct wschat_command *cmd,
+                      void *user) {
+  (void)cmd;
+  CHECK(user == &app, "command user pointer");
+  struct wschat_history_stats st;
+  int r = wschat_server_history_stats(app.srv, &st);
+  CHECK(r == (app.history ? 0 : WSCHAT_ENOHISTORY), "history_stats: %d", r);
+  if (r != 0) {
+    reply_error(c, r);
+    return WSCHAT_DROP;
+  }
+  CHECK(st.written <= st.appended && st.queue_used <= st.queue_peak,
+        "history counters: written %llu of %llu, queue %zu of peak %zu",
+        (unsigned long long)st.written, (unsigned long long)st.appended,
+        st.queue_used, st.queue_peak);
+  char line[256];
+  int n = snprintf(
+      line, sizeof(line),
+      "* hstats appended=%llu written=%llu dropped=%llu "
+      "write_errors=%llu rows_lost=%llu read_errors=%llu",
+      (unsigned long long)st.appended, (unsigned long long)st.written,
+      (unsigned long long)st.dropped, (unsigned long long)st.write_errors,
+      (unsigned long long)st.rows_lost, (unsigned long long)st.read_errors);
+  reply(c, line, (size_t)n);
+  return WSCHAT_DROP;
+}
+
+/* One /hread on its way: only the client's id (it may hang up). */
+struct hread {
+  uint64_t client;
+  size_t limit;
+  char room[WSCHAT_ROOM_MAX + 1];
+};
+
+static void on_hread(struct wschat_server *srv, const char *room,
+                     const struct wschat_event *const *events, size_t n,
+                     int complete, int err, void *user) {
+  struct hread *h = user;
+  CHECK(srv == app.srv, "history callback server");
+  CHECK(!app.in_read, "the history answer came inside the read call");
+  CHECK(room != NULL && strcmp(room, h->room) == 0, "history of %s, asked %s",
+        or_dash(room), h->room);
+  CHECK(n <= h->limit, "%zu events for a limit of %zu", n, h->limit);
+  CHECK(err == 0 || (err == WSCHAT_EIO && n == 0 && !complete),
+        "history answer: err %d, n %zu, complete %d", err, n, complete);
+  size_t cap = 128 + WSCHAT_ROOM_MAX;
+  for (size_t i = 0; i < n; i++) {
+    size_t len;
+    const char *reason = wschat_event_reason(events[i]);
+    wschat_event_text(events[i], &len);
+    cap += len + (reason ? strlen(reason) : 0) + 2 * WSCHAT_NAME_MAX + 64;
+  }
+  char *msg = malloc(cap);
+  struct wschat_client *c = wschat_server_client(srv, h->client);
+  if (msg == NULL || c == NULL) {
+    CHECK(msg != NULL, "malloc");
+    free(msg);
+    free(h);
+    return;
+  }
+  size_t used =
+      (size_t)snprintf(msg, cap, "* hread %s n=%zu complete=%d err=%d", h->room,
+                       n, complete, err);
+  uint64_t last = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct wschat_event *ev = events[i];
+    enum wschat_event_kind k = wschat_event_kind(ev);
+    uint64_t id = wschat_event_id(ev);
+    const char *r = wschat_event_room(ev), *why = wschat_event_reason(ev);
+    size_t len;
+    const char *text = wschat_event_text(ev, &len);
+    CHECK(id > last, "history ids: %llu after %llu", (unsigned long long)id,
+          (unsigned long long)last);
+    CHECK(r != NULL && strcasecmp(r, h->room) == 0, "an event of #%s in #%s",
+          or_dash(r), h->room);
+    CHECK(k >= WSCHAT_EVENT_MESSAGE && k <= WSCHAT_EVENT_NICK, "a stored %s",
+          or_dash(kind_name(k)));
+    CHECK(wschat_event_client(ev) == 0, "a stored event with a client id");
+    last = id;
+    /* The text of a leave is its reason. */
+    if (why != NULL) {
+      text = why;
+      len = strlen(why);
+    }
+    used += (size_t)snprintf(msg + used, cap - used, "\n%llu %s %s %s :%.*s",
+                             (unsigned long long)id, or_dash(kind_name(k)),
+                             or_dash(wschat_event_from(ev)),
+                             or_dash(wschat_event_to(ev)), (int)len, text);
+  }
+  reply(c, msg, used);
+  free(msg);
+  free(h);
+}
+
+/* "/hread ROOM LIMIT [BEFORE]": the arguments go to the API as given
+ * (LIMIT 0 and over 10,000, and bad room names, are the API's to refuse). */
+static int cmd_hread(struct wschat_client *c, const struct wschat_command *cmd,
+                     void *user) {
+  CHECK(user == &app, "command user pointer");
+  size_t len;
+  const char *args = wschat_command_args(cmd, &len);
+  char buf[256], room[128] = "";
+  unsigned long long limit = 0, before = 0;
+  argz(buf, sizeof(buf), args, len);
+  if (sscanf(buf, "%127s %llu %llu", room, &limit, &before) < 2) {
+    replys(c, "! usage: /hread ROOM LIMIT [BEFORE]");
+    return WSCHAT_DROP;
+  }
+  struct hread *h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    reply_error(c, WSCHAT_ENOMEM);
+    return WSCHAT_DROP;
+  }
+  h->client = wschat_client_id(c);
+  h->limit = (size_t)limit;
+  snprintf(h->room, sizeof(h->room), "%s", room);
+  app.in_read = 1;
+  int r = wschat_server_read_history(app.srv, room, (size_t)limit, before,
+                                     on_hread, h);
+  app.in_read = 0;
+  if (r != 0) {
+    free(h); /* the callback will not run */
+    reply_error(c, r);
+  }
   return WSCHAT_DROP;
 }
 
@@ -1535,6 +1683,24 @@ static void route_bad(struct wschat_http_request *req, void *user) {
         or_dash(wschat_http_query(req)));
   int r = wschat_http_respond(req, 404, NULL, "nope", 4);
   CHECK(r == 0, "respond 404: %d", r);
+}
+
+/* A cached file: ETag "v1"; If-None-Match naming it gets 304, no body. */
+static void route_cached(struct wschat_http_request *req, void *user) {
+  (void)user;
+  char inm[64];
+  int r = wschat_http_add_header(req, "ETag", "\"v1\"");
+  CHECK(r == 0, "add ETag: %d", r);
+  int n = wschat_http_header(req, "If-None-Match", inm, sizeof(inm));
+  if (n > 0 && strcmp(inm, "\"v1\"") == 0) {
+    r = wschat_http_respond(req, 304, NULL, "x", 1);
+    CHECK(r == WSCHAT_EINVAL, "respond 304 with a body: %d", r);
+    r = wschat_http_respond(req, 304, NULL, NULL, 0);
+    CHECK(r == 0, "respond 304: %d", r);
+  } else {
+    r = wschat_http_respond(req, 200, "text/css", "p{}", 3);
+    CHECK(r == 0, "respond 200: %d", r);
+  }
 }
 
 /* ---- start and stop ---- */
@@ -1669,6 +1835,13 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_MAX_ROOMS, 0},
       {WSCHAT_OPT_MAX_ROOMS, 1001},
       {WSCHAT_OPT_QUIET_ROOM, -1},
+      {WSCHAT_OPT_HISTORY_REPLAY, -1},
+      {WSCHAT_OPT_HISTORY_REPLAY, 10001},
+      {WSCHAT_OPT_MAX_LINE, 0},
+      {WSCHAT_OPT_MAX_LINE, ((int64_t)1 << 31) + 1},
+      {WSCHAT_OPT_RATE, -1},
+      {WSCHAT_OPT_RATE, 1000001},
+      {WSCHAT_OPT_BURST, 0},
       {(enum wschat_option)0, 1},
       {(enum wschat_option)999, 1},
   };
@@ -1690,12 +1863,36 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_MAX_ROOMS, MAX_ROOMS},
       {WSCHAT_OPT_QUIET_ROOM, 0},
       {WSCHAT_OPT_QUIET_ROOM, 500},
+      {WSCHAT_OPT_HISTORY_REPLAY, 0},
+      {WSCHAT_OPT_HISTORY_REPLAY, 10000},
+      {WSCHAT_OPT_HISTORY_REPLAY, 3}, /* a joiner gets the last 3 events */
+      {WSCHAT_OPT_MAX_LINE, 65536},
+      {WSCHAT_OPT_RATE, 20},
+      {WSCHAT_OPT_BURST, 40},
   };
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     int r = wschat_server_set_option(srv, good[i].opt, good[i].value);
     CHECK(r == 0, "set_option(%d, %lld): %d", (int)good[i].opt,
           (long long)good[i].value, r);
   }
+  /* Origins that are not SCHEME://HOST[:PORT] (none is added: the probe's
+   * clients must stay welcome). */
+  static const char *const bad_origins[] = {NULL,
+                                            "",
+                                            "example.com",
+                                            "localhost:8080",
+                                            "https://",
+                                            "https:/x",
+                                            "https://x.example/path",
+                                            "https://a b",
+                                            "https://\xc3\xa9.example"};
+  for (size_t i = 0; i < sizeof(bad_origins) / sizeof(bad_origins[0]); i++) {
+    int r = wschat_server_add_origin(srv, bad_origins[i]);
+    CHECK(r == WSCHAT_EINVAL, "add_origin(%s): %d",
+          bad_origins[i] ? bad_origins[i] : "NULL", r);
+  }
+  CHECK(wschat_server_add_origin(NULL, "https://x.example") == WSCHAT_EINVAL,
+        "add_origin on no server");
 }
 
 /* Reserved names, commands, watchers, routes, kept rooms: before listening. */
@@ -1735,6 +1932,8 @@ static void check_registries(struct wschat_server *srv) {
       {"strerror", "- every error code has its own text", cmd_strerror, &app},
       {"maybe", "- passes", cmd_maybe, &app},
       {"drop", "- never runs", cmd_never, &app},
+      {"hstats", "- the history store's counters", cmd_hstats, &app},
+      {"hread", "ROOM LIMIT [BEFORE] - read the history", cmd_hread, &app},
   };
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
     r = wschat_server_add_command(srv, cmds[i].name, cmds[i].help, cmds[i].cb,
@@ -1817,6 +2016,10 @@ static void check_registries(struct wschat_server *srv) {
   CHECK(r == 0, "route: %d", r);
   r = wschat_server_route(srv, "/probe/bad", route_bad, NULL);
   CHECK(r == 0, "route: %d", r);
+  r = wschat_server_route(srv, "/probe/cached", route_cached, NULL);
+  CHECK(r == 0, "route: %d", r);
+  r = wschat_server_route(srv, "/", route_prefix, "/");
+  CHECK(r == 0, "route: %d", r);
   r = wschat_server_route(srv, "/probe/status", route_status, &app);
   CHECK(r == WSCHAT_EEXIST, "route twice: %d", r);
   r = wschat_server_route(srv, "no-slash", route_status, &app);
@@ -1842,8 +2045,141 @@ static void check_registries(struct wschat_server *srv) {
   CHECK(wschat_server_rooms(srv, NULL, NULL) == rooms, "an empty room let go");
 }
 
+/* A store of ours, only ever refused: its functions must never run. */
+static int never_append(void *store, const struct wschat_event *ev) {
+  (void)store;
+  (void)ev;
+  CHECK(0, "a refused store's append ran");
+  return WSCHAT_EIO;
+}
+static uint64_t never_next_id(void *store) {
+  (void)store;
+  CHECK(0, "a refused store's next_id ran");
+  return 1;
+}
+static uint64_t never_epoch(void *store) {
+  (void)store;
+  CHECK(0, "a refused store's epoch ran");
+  return 1;
+}
+static int never_read(void *store, const struct wschat_history_query *q,
+                      struct wschat_history_reply *reply) {
+  (void)store;
+  (void)q;
+  (void)reply;
+  CHECK(0, "a refused store's read ran");
+  return WSCHAT_EIO;
+}
+static void never_close(void *store) {
+  (void)store;
+  CHECK(0, "a refused store's close ran");
+}
+static const struct wschat_history_store never_ops = {
+    never_append, never_next_id, never_epoch, never_read, never_close};
+
+static void never_answered(struct wschat_server *srv, const char *room,
+                           const struct wschat_event *const *events, size_t n,
+                           int complete, int err, void *user) {
+  (void)srv;
+  (void)events;
+  (void)complete;
+  (void)err;
+  (void)user;
+  CHECK(0, "a refused read was answered: %s, %zu events", or_dash(room), n);
+}
+
+/* The history calls before listening; with app.history, opens it. */
+static void check_history(struct wschat_server *srv) {
+  struct wschat_history_stats st;
+  int r = wschat_server_history_stats(srv, &st);
+  CHECK(r == WSCHAT_ENOHISTORY, "history_stats without a store: %d", r);
+  r = wschat_server_history_stats(srv, NULL);
+  CHECK(r == WSCHAT_EINVAL, "history_stats into NULL: %d", r);
+  static const struct {
+    const char *room;
+    size_t limit;
+    int want;
+  } reads[] = {
+      {NULL, 5, WSCHAT_EINVAL},
+      {"lobby", 0, WSCHAT_EINVAL},
+      {"lobby", 10001, WSCHAT_EINVAL},
+      {"bad room!", 5, WSCHAT_EROOM},
+      {"", 5, WSCHAT_EROOM},
+      {"lobby", 5, WSCHAT_ENOHISTORY},
+      {"lobby", 10000, WSCHAT_ENOHISTORY},
+  };
+  for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+    r = wschat_server_read_history(srv, reads[i].room, reads[i].limit, 0,
+                                   never_answered, NULL);
+    CHECK(r == reads[i].want, "read_history(%s, %zu): %d",
+          or_dash(reads[i].room), reads[i].limit, r);
+  }
+  r = wschat_server_read_history(srv, "lobby", 5, 0, NULL, NULL);
+  CHECK(r == WSCHAT_EINVAL, "read_history without a callback: %d", r);
+
+  r = wschat_server_set_history_store(srv, NULL, NULL);
+  CHECK(r == WSCHAT_EINVAL, "set_history_store(NULL): %d", r);
+  struct wschat_history_store ops[5]; /* each operation NULL in turn */
+  for (size_t i = 0; i < 5; i++)
+    ops[i] = never_ops;
+  ops[0].append = NULL;
+  ops[1].next_id = NULL;
+  ops[2].epoch = NULL;
+  ops[3].read = NULL;
+  ops[4].close = NULL;
+  for (size_t i = 0; i < 5; i++) {
+    r = wschat_server_set_history_store(srv, &ops[i], &app);
+    CHECK(r == WSCHAT_EINVAL, "set_history_store without operation %zu: %d", i,
+          r);
+  }
+
+  r = wschat_server_open_history(srv, NULL);
+  CHECK(r == WSCHAT_EINVAL, "open_history(NULL): %d", r);
+  struct wschat_history_options opt = {.path = NULL};
+  r = wschat_server_open_history(srv, &opt);
+  CHECK(r == WSCHAT_EINVAL, "open_history without a path: %d", r);
+  opt.path = "";
+  r = wschat_server_open_history(srv, &opt);
+  CHECK(r == WSCHAT_EINVAL, "open_history of \"\": %d", r);
+  opt.path = "/nonexistent-wschat-probe-dir/history.db";
+  r = wschat_server_open_history(srv, &opt); /* says why on stderr */
+  CHECK(r == WSCHAT_EIO, "open_history in a missing directory: %d", r);
+  r = wschat_server_history_stats(srv, &st);
+  CHECK(r == WSCHAT_ENOHISTORY, "history_stats after a failed open: %d", r);
+  if (app.history == NULL)
+    return;
+
+  opt = (struct wschat_history_options){.path = app.history, .flush_ms = 20};
+  r = wschat_server_open_history(srv, &opt);
+  CHECK(r == 0, "open_history(%s): %d", app.history, r);
+  r = wschat_server_open_history(srv, &opt);
+  CHECK(r == WSCHAT_ESTATE, "open_history twice: %d", r);
+  r = wschat_server_set_history_store(srv, &never_ops, &app);
+  CHECK(r == WSCHAT_ESTATE, "set_history_store with a store open: %d", r);
+  memset(&st, 0xff, sizeof(st));
+  r = wschat_server_history_stats(srv, &st);
+  CHECK(r == 0 && st.appended == 0 && st.written == 0 && st.dropped == 0,
+        "history_stats of a new store: %d, %llu appended", r,
+        (unsigned long long)st.appended);
+  r = wschat_server_read_history(srv, "bad room!", 5, 0, never_answered, NULL);
+  CHECK(r == WSCHAT_EROOM, "read_history of a bad room with a store: %d", r);
+}
+
+/* Once listening, a store can no longer be set, either way. */
+static void check_history_listening(struct wschat_server *srv) {
+  struct wschat_history_options opt = {.path = "never-opened.db"};
+  int r = wschat_server_open_history(srv, &opt);
+  CHECK(r == WSCHAT_ESTATE, "open_history while listening: %d", r);
+  r = wschat_server_set_history_store(srv, &never_ops, &app);
+  CHECK(r == WSCHAT_ESTATE, "set_history_store while listening: %d", r);
+  opt.path = NULL;
+  r = wschat_server_open_history(srv, &opt);
+  CHECK(r == WSCHAT_EINVAL, "open_history without a path: %d", r);
+}
+
 int main(int argc, char **argv) {
   int port = argc > 1 ? atoi(argv[1]) : 0;
+  app.history = argc > 2 ? argv[2] : NULL;
   signal(SIGPIPE, SIG_IGN);
   app.loop = uv_default_loop();
   pthread_mutex_init(&app.lock, NULL);
@@ -1857,6 +2193,7 @@ int main(int argc, char **argv) {
   CHECK(wschat_server_port(app.srv) == 0, "port before listen");
   check_options(app.srv);
   check_registries(app.srv);
+  check_history(app.srv);
   wschat_server_on_connect(app.srv, on_connect, &app);
   wschat_server_on_disconnect(app.srv, on_disconnect, &app);
   wschat_server_on_message(app.srv, on_message, &app);
@@ -1872,6 +2209,7 @@ int main(int argc, char **argv) {
   r = wschat_server_set_option(app.srv, WSCHAT_OPT_MODE, WSCHAT_MODE_ECHO);
   CHECK(r == WSCHAT_ESTATE, "mode changed while listening: %d", r);
   check_static();
+  check_history_listening(app.srv);
 
   uv_signal_init(app.loop, &app.sigterm);
   uv_signal_start(&app.sigterm, on_sigterm, SIGTERM);
@@ -1879,6 +2217,13 @@ int main(int argc, char **argv) {
   logf_("listening on ws://127.0.0.1:%d/", wschat_server_port(app.srv));
 
   uv_run(app.loop, UV_RUN_DEFAULT); /* ends when every handle is closed */
+  struct wschat_history_stats st;
+  r = wschat_server_history_stats(app.srv, &st); /* the last counters */
+  CHECK(r == (app.history ? 0 : WSCHAT_ENOHISTORY),
+        "history_stats after the shutdown: %d", r);
+  if (r == 0)
+    logf_("history final appended=%llu written=%llu",
+          (unsigned long long)st.appended, (unsigned long long)st.written);
   int freed = wschat_server_free(app.srv);
   int closed = uv_loop_close(app.loop);
   CHECK(app.live == 0, "%ld connects without a disconnect", app.live);

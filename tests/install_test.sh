@@ -17,7 +17,21 @@ test -x "$(find "$tmp/root" -name chat-cli | head -n 1)"
 flags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config --cflags --libs wschat)
 echo "pkg-config --cflags --libs wschat: $flags"
 cc -std=c11 -Wall -Wextra -Werror -o "$tmp/hello" "$src/tests/external/hello.c" $flags
-LD_LIBRARY_PATH="$libdir" "$tmp/hello"
+LD_LIBRARY_PATH="$libdir" "$tmp/hello" "$tmp/hello-history.db"
+test -s "$tmp/hello-history.db" # the installed library made the SQLite file
+# Static linking: --static must name every library libwschat.a needs (the
+# history store's SQLite and the JSON protocol's jansson among them); the
+# same program, linked against the archive, must link and run.
+static=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config --libs --static wschat)
+echo "pkg-config --libs --static wschat: $static"
+for lib in -lsqlite3 -ljansson -luv; do
+  case " $static " in *" $lib "*) ;; *) echo "missing from --static: $lib"; exit 1 ;; esac
+done
+cflags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config --cflags wschat)
+others=$(echo " $static " | sed 's/ -lwschat / /')
+cc -std=c11 -Wall -Wextra -Werror -o "$tmp/hello-static" "$src/tests/external/hello.c" \
+  $cflags "$libdir/libwschat.a" $others
+"$tmp/hello-static" "$tmp/hello-static-history.db"
 # The README's embedding example must compile as shown.
 awk '/^```c$/ {on=1; next} /^```$/ {if (on) exit} on' "$src/README.md" >"$tmp/readme.c"
 test -s "$tmp/readme.c"

@@ -27,6 +27,7 @@
 #include "event.h"
 #include "frame.h"
 #include "presence.h"
+#include "rate.h"
 #include "room.h"
 #include "text_proto.h"
 #include "view.h"
@@ -1795,6 +1796,168 @@ START_TEST(text_quit) {
 }
 END_TEST
 
+/* ---- flood control's bucket ---- */
+
+START_TEST(bucket_burst_then_rate) {
+  struct wschat__bucket b = {0}; /* zeroed: full */
+  uint64_t t = 5000000;
+  for (int i = 0; i < 40; i++)
+    ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t), 1);
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t), 0);
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t + 49), 0);
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t + 50), 1); /* 1/20 s */
+  ck_assert_int_eq(wschat__bucket_take(&b, 20, 40, t + 50), 0);
+  /* A refusal takes nothing: 10 tokens back after 500 ms. */
+  int n = 0;
+  while (wschat__bucket_take(&b, 20, 40, t + 550))
+    n++;
+  ck_assert_int_eq(n, 10);
+  /* Never more than the burst, however long it rested (a day). */
+  n = 0;
+  while (wschat__bucket_take(&b, 20, 40, t + 86400000))
+    n++;
+  ck_assert_int_eq(n, 40);
+  /* Slow rates keep their fractions: 1 a second, burst 1. */
+  struct wschat__bucket s = {0};
+  ck_assert_int_eq(wschat__bucket_take(&s, 1, 1, 1000), 1);
+  for (uint64_t ms = 1000; ms < 2000; ms += 250)
+    ck_assert_int_eq(wschat__bucket_take(&s, 1, 1, ms), 0);
+  ck_assert_int_eq(wschat__bucket_take(&s, 1, 1, 2000), 1);
+  /* The largest rate and burst do not overflow. */
+  struct wschat__bucket big = {0};
+  ck_assert_int_eq(wschat__bucket_take(&big, 1000000, 1000000, UINT64_MAX / 2),
+                   1);
+}
+END_TEST
+
+/* Code points that make a line read as something else are shown as one
+ * space each, in lines, actions, whispers and leave reasons; the event
+ * (what JSON clients and watchers get) keeps the text. */
+START_TEST(text_invisible_blanked) {
+  fx_init();
+  struct user *a = open_text("name=alice");
+  struct user *b = open_text("name=bob");
+  clear_all();
+  watch(1, W_RECORD);
+  static const char *const bad[] = {
+      "\xc2\x80",     "\xc2\x85",     "\xc2\x9f",     /* C1, NEL */
+      "\xd8\x9c",                                     /* ALM */
+      "\xe2\x80\x8b", "\xe2\x80\x8d", "\xe2\x80\x8f", /* ZWSP ZWJ RLM */
+      "\xe2\x80\xa8", "\xe2\x80\xa9",                 /* LS PS */
+      "\xe2\x80\xaa", "\xe2\x80\xae",                 /* LRE RLO */
+      "\xe2\x81\xa0", "\xe2\x81\xa6", "\xe2\x81\xa9", /* WJ LRI PDI */
+      "\xef\xbb\xbf",                                 /* BOM */
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char text[32];
+    snprintf(text, sizeof(text), "a%sb%s", bad[i], bad[i]);
+    line(a, text);
+    EXPECT(b, "[lobby] alice: a b ");
+    ck_assert_str_eq(F.seen[F.nseen - 1].text, text);
+  }
+  /* Neighbours that stay: U+00A0, U+00E9, U+200A, U+2010, U+2027, U+202F,
+   * U+205F, U+2070, U+FEFE, U+FFFD, an emoji. */
+  static const char keep[] = "\xc2\xa0\xc3\xa9\xe2\x80\x8a\xe2\x80\x90\xe2\x80"
+                             "\xa7\xe2\x80\xaf\xe2\x81\x9f\xe2\x81\xb0\xef\xbb"
+                             "\xbe\xef\xbf\xbd\xf0\x9f\x98\x80";
+  line(a, keep);
+  char want[128];
+  snprintf(want, sizeof(want), "[lobby] alice: %s", keep);
+  EXPECT(b, want);
+  line(a, "/me waves \xe2\x80\xae"
+          "evil");
+  EXPECT(b, "* alice waves  evil");
+  line(a, "/w bob psst\xe2\x80\xa8[lobby] x");
+  EXPECT(b, "[whisper from alice] psst [lobby] x");
+  line(a, "/quit bye\xc2\x85* alice joined #lobby");
+  EXPECT(b, "* alice left #lobby (bye * alice joined #lobby)");
+  fx_free();
+}
+END_TEST
+
+/* An action that would read exactly like a server notice is refused. */
+START_TEST(text_me_forging_a_notice) {
+  fx_init();
+  struct user *a = open_text("name=alice");
+  struct user *b = open_text("name=bob");
+  clear_all();
+  static const char *const forged[] = {
+      "/me is now known as bob",
+      "/me left #lobby",
+      "/me left #lobby (gone fishing)",
+      "/me joined #dev",
+      "/me JOINED #dev",
+      "/me  \x01"
+      " joined #dev",
+      "/me \xe2\x80\x8b"
+      "left #dev",
+      "/me \xef\xbb\xbf"
+      "is now known as x",
+  };
+  for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+    line(a, forged[i]);
+    EXPECT_REPLIES(a, "! that action would read like a server notice: say "
+                      "it another way");
+    EXPECT_NONE(b);
+  }
+  /* Close, but not the form of a notice: said. */
+  static const char *const fine[][2] = {
+      {"/me left", "* alice left"},
+      {"/me joined", "* alice joined"},
+      {"/me left the building", "* alice left the building"},
+      {"/me is now known", "* alice is now known"},
+      {"/me joined#dev", "* alice joined#dev"},
+      {"/me in #dev: alice", "* alice in #dev: alice"},
+  };
+  for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+    line(a, fine[i][0]);
+    EXPECT(b, fine[i][1]);
+  }
+  EXPECT_NO_REPLIES(a);
+  /* The replies a client named after their first word could imitate. */
+  line(a, "/nick users");
+  line(b, "/nick no");
+  clear_all();
+  line(a, "/me in #lobby: alice, bob");
+  EXPECT_REPLIES(a, "! that action would read like a server notice: say "
+                    "it another way");
+  line(b, "/me history in #lobby");
+  EXPECT_REPLIES(b, "! that action would read like a server notice: say "
+                    "it another way");
+  line(b, "/me in #lobby: alice");
+  EXPECT(a, "* no in #lobby: alice");
+  fx_free();
+}
+END_TEST
+
+/* A /quit reason is cut to what a close frame holds (123 bytes), at a
+ * character's start, for the leave notice as for the close. */
+START_TEST(text_quit_reason_bounded) {
+  fx_init();
+  struct user *a = open_text("name=alice");
+  struct user *b = open_text("name=bob");
+  struct user *c = open_text("name=carol");
+  clear_all();
+  char quit[600], want[200];
+  memcpy(quit, "/quit ", 6);
+  memset(quit + 6, 'r', 500);
+  quit[506] = '\0';
+  line(a, quit);
+  snprintf(want, sizeof(want), "* alice left #lobby (%.123s)", quit + 6);
+  EXPECT(b, want);
+  EXPECT(c, want);
+  /* e-acute is two bytes: 61 of them are 122 bytes; the 62nd would cut. */
+  memcpy(quit, "/quit ", 6);
+  for (int i = 0; i < 100; i++)
+    memcpy(quit + 6 + 2 * i, "\xc3\xa9", 2);
+  quit[206] = '\0';
+  line(b, quit);
+  snprintf(want, sizeof(want), "* bob left #lobby (%.122s)", quit + 6);
+  EXPECT(c, want);
+  fx_free();
+}
+END_TEST
+
 /* ---- exit ---- */
 
 /* Every room of a member that exits is told, with the reason, newest room
@@ -1886,6 +2049,10 @@ int main(void) {
   tcase_add_test(tc, text_users_and_rooms);
   tcase_add_test(tc, text_whisper_and_nick);
   tcase_add_test(tc, text_quit);
+  tcase_add_test(tc, text_quit_reason_bounded);
+  tcase_add_test(tc, bucket_burst_then_rate);
+  tcase_add_test(tc, text_invisible_blanked);
+  tcase_add_test(tc, text_me_forging_a_notice);
   tcase_add_test(tc, exit_tells_every_room);
   tcase_add_test(tc, exit_silent);
   suite_add_tcase(s, tc);

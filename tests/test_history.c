@@ -526,6 +526,43 @@ START_TEST(test_before_paging) {
 }
 END_TEST
 
+/* A page stops short of WSCHAT__HISTORY_PAGE_BYTES whatever its limit:
+ * more is set, and a LAST page that is short says it is incomplete. */
+START_TEST(test_page_bytes) {
+  struct wschat__history *h = open_db("b.db");
+  uint64_t epoch = h->ops->epoch(h);
+  size_t big = 60 * 1024, n = 3 * WSCHAT__HISTORY_PAGE_BYTES / big;
+  char *text = malloc(big);
+  ck_assert_ptr_nonnull(text);
+  memset(text, 'x', big);
+  uint64_t first = 0;
+  for (size_t i = 0; i < n; i++) {
+    int r;
+    uint64_t id = add_full(h, WSCHAT_EVENT_MESSAGE, "dev", "alice", NULL,
+                           text, big, NULL, &r);
+    ck_assert_int_eq(r, 0);
+    if (i == 0)
+      first = id;
+  }
+  free(text);
+  struct wschat__history_page *p = last_n(h, "dev", n);
+  ck_assert_uint_gt(p->n, 0);
+  ck_assert_uint_lt(p->n, n);
+  ck_assert_uint_le(p->n * big, WSCHAT__HISTORY_PAGE_BYTES);
+  ck_assert_int_eq(p->more, 1);
+  ck_assert_int_eq(p->complete, 0);
+  wschat__history_page_free(p);
+  p = read_sync(h, WSCHAT__HISTORY_AFTER, "dev", first - 1, epoch, n);
+  ck_assert_uint_gt(p->n, 0);
+  ck_assert_uint_lt(p->n, n);
+  ck_assert_uint_eq(p->ev[0]->id, first);
+  ck_assert_int_eq(p->more, 1);
+  ck_assert_int_eq(p->complete, 0);
+  wschat__history_page_free(p);
+  h->ops->close(h);
+}
+END_TEST
+
 START_TEST(test_after) {
   struct wschat__history_config cfg = config("a.db");
   cfg.max_per_room = 10;
@@ -717,6 +754,42 @@ START_TEST(test_queue_full) {
     ck_assert_int_eq(p->complete, 0);
     wschat__history_page_free(p);
   }
+  h->ops->close(h);
+}
+END_TEST
+
+/* Regression: a read of the newest `limit` rows that found that many
+ * checked for missing ids only above the newest row it returned (the
+ * first, in the descending scan), so a row dropped between the rows it
+ * returned went unreported: complete = 1 with a hole in the page. */
+START_TEST(test_gap_inside_a_full_page) {
+  struct wschat__history_config cfg = config("a.db");
+  cfg.queue_bytes = 1024;
+  struct wschat__history *h = open_cfg(&cfg);
+  uint64_t first = say(h, "dev", "a");
+  char big[2048];
+  memset(big, 'b', sizeof(big));
+  int r;
+  uint64_t dropped = add_full(h, WSCHAT_EVENT_MESSAGE, "dev", "alice", NULL,
+                              big, sizeof(big), NULL, &r);
+  ck_assert_int_eq(r, WSCHAT_ETOOBIG);
+  uint64_t last = say(h, "dev", "y");
+  ck_assert_uint_lt(first, dropped);
+  ck_assert_uint_lt(dropped, last);
+  struct wschat__history_page *p = last_n(h, "dev", 2);
+  ck_assert_uint_eq(p->n, 2);
+  ck_assert_uint_eq(p->ev[0]->id, first);
+  ck_assert_uint_eq(p->ev[1]->id, last);
+  ck_assert_int_eq(p->complete, 0); /* `dropped` lies between them */
+  wschat__history_page_free(p);
+  p = read_sync(h, WSCHAT__HISTORY_BEFORE, "dev", last + 1, 0, 2);
+  ck_assert_uint_eq(p->n, 2);
+  ck_assert_int_eq(p->complete, 0);
+  wschat__history_page_free(p);
+  p = last_n(h, "dev", 1); /* only `last`: nothing missing in its range */
+  ck_assert_uint_eq(p->n, 1);
+  ck_assert_int_eq(p->complete, 1);
+  wschat__history_page_free(p);
   h->ops->close(h);
 }
 END_TEST
@@ -1037,10 +1110,12 @@ int main(void) {
   tcase_add_test(tc, test_last_n);
   tcase_add_test(tc, test_before_paging);
   tcase_add_test(tc, test_after);
+  tcase_add_test(tc, test_page_bytes);
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_read_sees_queue_close_flushes);
   tcase_add_test(tc, test_post_fails);
   tcase_add_test(tc, test_queue_full);
+  tcase_add_test(tc, test_gap_inside_a_full_page);
   tcase_add_test(tc, test_unwritable);
   tcase_add_test(tc, test_disk_full);
   tcase_add_test(tc, test_crash_default_flush);

@@ -469,8 +469,24 @@ START_TEST(parse_message) {
   ck_assert_int_eq(
       parse("{\"type\":\"message\",\"text\":\"x\",\"room\":null}", &r), 0);
   ck_assert_ptr_null(r.room);
+  ck_assert_int_eq(r.action, 0);
   wschat__json_req_free(&r);
   wschat__json_req_free(&r); /* twice is fine */
+  /* An action (a /me); false and null are a plain line; not a boolean is
+   * bad_field. */
+  ck_assert_int_eq(
+      parse("{\"type\":\"message\",\"text\":\"waves\",\"action\":true}", &r),
+      0);
+  ck_assert_int_eq(r.action, 1);
+  wschat__json_req_free(&r);
+  ck_assert_int_eq(
+      parse("{\"type\":\"message\",\"text\":\"x\",\"action\":false}", &r), 0);
+  ck_assert_int_eq(r.action, 0);
+  wschat__json_req_free(&r);
+  ck_assert_int_eq(
+      parse("{\"type\":\"message\",\"text\":\"x\",\"action\":1}", &r),
+      WSCHAT__JERR_BAD_FIELD);
+  wschat__json_req_free(&r);
 }
 END_TEST
 

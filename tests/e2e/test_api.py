@@ -48,9 +48,11 @@ HOOK_RE = re.compile(r"(connect|join|leave|disconnect|message) (\d+) (.*)")
 class Probe:
     """A running api_probe; its stdout is collected line by line."""
 
-    def __init__(self):
+    def __init__(self, history=None):
+        """history: a SQLite file for the probe's history store (None: none)."""
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([PROBE, "0"], stdout=subprocess.PIPE, stderr=self._stderr,
+        args = [PROBE, "0"] + ([history] if history else [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr,
                                      text=True, bufsize=1)
         self.lines = []
         self._cond = threading.Condition()
@@ -1042,6 +1044,8 @@ PROBE_HELP = [
     "/strerror - every error code has its own text",
     "/maybe - passes",
     "/drop - never runs",
+    "/hstats - the history store's counters",
+    "/hread ROOM LIMIT [BEFORE] - read the history",
 ]
 
 
@@ -1406,11 +1410,20 @@ def test_http_routes(probe):
     assert http(port, "GET", "/probe/silent")[0] == 500  # the route did not answer
     status, _, body = http(port, "GET", "/probe/bad")
     assert (status, body) == (404, b"nope")
-    # Built-in answers where no route is registered.
-    assert http(port, "GET", "/healthz")[0] == 200
+    # An ETag and 304: no body, no Content-Length, no default type.
+    status, hdrs, body = http(port, "GET", "/probe/cached")
+    assert (status, hdrs["etag"], hdrs["content-length"], body) == (200, '"v1"', "3", b"p{}")
+    status, hdrs, body = http(port, "GET", "/probe/cached", 'If-None-Match: "v1"\r\n')
+    assert (status, hdrs["etag"], body) == (304, '"v1"', b""), (status, hdrs, body)
+    assert "content-length" not in hdrs and "content-type" not in hdrs, hdrs
+    # "/" is registered: it takes the root only. Built-in answers where no
+    # route is registered.
+    assert http(port, "GET", "/")[:3:2] == (200, b"prefix / path=/")
+    assert http(port, "GET", "/healthz")[:3:2] == (200, b"ok\n")
     assert http(port, "GET", "/elsewhere")[0] == 404
-    assert http(port, "GET", "/")[0] == 426
     assert http(port, "POST", "/probe/status", "Content-Length: 0\r\n")[0] == 405
+    # The probe logged each before answering; its stdout may lag the answers.
+    probe.wait_line(r"http GET /probe/bad -")
     assert probe.matching(r"http .*") == [
         "http GET /probe/status a=1",
         "http HEAD /probe/status -",
@@ -1419,6 +1432,7 @@ def test_http_routes(probe):
         "http GET /probe/deep -",
         "http GET /probe/silent -",
         "http GET /probe/bad -",
+        "http GET / -",
     ]
 
     async def go():  # an upgrade to a routed path is a WebSocket client
@@ -1552,3 +1566,132 @@ def test_strerror_has_a_text_for_every_code(probe):
         await a.close()
     run(go())
     probe.finish()
+
+
+# ---- history ----
+
+ENOHISTORY, EROOM, EINVAL = -23, -3, -1
+MISSING_DIR = "/nonexistent-wschat-probe-dir/history.db"  # the probe's EIO check
+
+
+@pytest.fixture
+def hprobe(tmp_path):
+    """A probe whose server keeps history in a SQLite file of tmp_path."""
+    p = Probe(history=str(tmp_path / "history.db"))
+    yield p
+    p.kill()
+
+
+async def refused(probe, ws, cid, command, code, seen):
+    """command is answered "! ..." and logged as "error CID CODE"."""
+    await ws.send(command)
+    assert (await recv(ws)).startswith("! "), command
+    line = "error %d %d" % (cid, code)
+    seen[line] = seen.get(line, 0) + 1
+    await probe.line(re.escape(line), count=seen[line])
+
+
+def test_history_calls_without_a_store(probe):
+    """No store: stats and reads are ENOHISTORY (after the argument checks:
+    EINVAL, EROOM), and a joiner gets no replay. The probe's own checks
+    before and after listen pass (open_history: EINVAL for no path, EIO for
+    a file in a missing directory, ESTATE once listening;
+    set_history_store: EINVAL for each NULL operation, ESTATE once
+    listening; WSCHAT_OPT_HISTORY_REPLAY: 0-10,000), and the EIO says why
+    on stderr."""
+    async def go():
+        a, aid = await join(probe, "alice")
+        await a.send("said")
+        await expect(a, "[lobby] alice: said")
+        b, bid = await join(probe, "bob", others=[a])
+        await quiet(b)  # no store, no replay
+        await a.send("/hstats")
+        await expect(a, "! the server keeps no history")
+        seen = {"error %d %d" % (aid, ENOHISTORY): 1}
+        for command, code in (("/hread lobby 5", ENOHISTORY), ("/hread lobby 10000", ENOHISTORY),
+                              ("/hread bad!room 5", EROOM), ("/hread lobby 0", EINVAL),
+                              ("/hread lobby 10001", EINVAL)):
+            await refused(probe, a, aid, command, code, seen)
+        for ws in (a, b):
+            await ws.close()
+    run(go())
+    probe.finish()
+    err = probe.stderr_text()
+    assert MISSING_DIR in err and "cannot open" in err, err[-2000:]
+
+
+def test_history_with_the_builtin_store(hprobe):
+    """wschat_server_open_history() before listen: counters that count the
+    room events (written within the 20 ms flush), wschat_server_read_history()
+    answered later with the stored events (ids as the watcher saw them,
+    oldest first; limit; before; rooms in any case; an unknown room is
+    empty and complete), a joiner's replay of the last 3
+    (WSCHAT_OPT_HISTORY_REPLAY), and after the shutdown the last counters:
+    everything appended was written."""
+    probe = hprobe
+
+    async def stats(ws):
+        await ws.send("/hstats")
+        line = await recv(ws)
+        m = re.fullmatch(r"\* hstats appended=(\d+) written=(\d+) dropped=0 write_errors=0 "
+                         r"rows_lost=0 read_errors=0", line)
+        assert m, line
+        return int(m.group(1)), int(m.group(2))
+
+    async def hread(ws, args):
+        await ws.send("/hread " + args)
+        lines = (await recv(ws)).split("\n")
+        return lines[0], [l.split(" ", 4) for l in lines[1:]]
+
+    async def go():
+        a, aid = await join(probe, "alice")
+        await quiet(a)  # an empty room: nothing to replay
+        for t in ("one", "two"):
+            await a.send(t)
+            await expect(a, "[lobby] alice: " + t)
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # alice's join and two lines, written by the next flush
+            appended, written = await stats(a)
+            assert appended == 3, appended
+            if written == 3:
+                break
+            assert time.monotonic() < deadline, (appended, written)
+            await asyncio.sleep(0.05)
+
+        head, rows = await hread(a, "lobby 10")
+        assert head == "* hread lobby n=3 complete=1 err=0", head
+        assert [r[1:] for r in rows] == [["join", "alice", "-", ":"],
+                                         ["message", "alice", "-", ":one"],
+                                         ["message", "alice", "-", ":two"]], rows
+        ids = [int(r[0]) for r in rows]
+        watched = [int(l.split()[1]) for l in probe.matching(r"event \d+ (join|message) lobby alice .*")]
+        assert ids == watched, (ids, watched)  # the ids the events were delivered with
+        head, rows = await hread(a, "lobby 1")
+        assert (head, [int(r[0]) for r in rows]) == ("* hread lobby n=1 complete=1 err=0", ids[2:])
+        head, rows = await hread(a, "LOBBY 10 %d" % ids[2])  # before the last; any case
+        assert (head, [int(r[0]) for r in rows]) == ("* hread LOBBY n=2 complete=1 err=0", ids[:2])
+        head, rows = await hread(a, "nowhere 5")
+        assert (head, rows) == ("* hread nowhere n=0 complete=1 err=0", [])
+
+        b, bid = await join(probe, "bob", others=[a])
+        await expect(b, "[history] * alice joined #lobby", "[history] [lobby] alice: one",
+                     "[history] [lobby] alice: two")
+        await quiet(b)  # the last 3, nothing missing
+        await a.send("three")
+        for ws in (a, b):
+            await expect(ws, "[lobby] alice: three")
+        head, rows = await hread(b, "lobby 2")
+        assert head == "* hread lobby n=2 complete=1 err=0", head
+        assert [r[1:3] for r in rows] == [["join", "bob"], ["message", "alice"]], rows
+        for ws in (a, b):
+            await ws.close()
+        await probe.line(r"disconnect %d .*" % bid)
+        await probe.line(r"disconnect %d .*" % aid)
+    run(go())
+    lines = probe.finish()
+    m = [re.fullmatch(r"history final appended=(\d+) written=(\d+)", l) for l in lines]
+    m = [x for x in m if x]
+    assert len(m) == 1, lines
+    stored = [l for l in lines if re.fullmatch(r"event \d+ (message|action|join|leave|nick) .*", l)]
+    assert int(m[0].group(1)) == int(m[0].group(2)) == len(stored) == 7, "\n".join(lines)
+    assert MISSING_DIR in probe.stderr_text()

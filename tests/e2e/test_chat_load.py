@@ -2,7 +2,16 @@
 in one order that every member sees identically; 50+ clients chat."""
 import asyncio
 
+import pytest
+
 from chatclient import Clients, RawClient, run, say
+
+
+@pytest.fixture
+def chat_server(start_server):
+    """These tests measure load, not floods: no flood control (--rate 0),
+    as in bench/run; test_chat_flood.py tests the limit."""
+    return start_server("--rate", "0")
 
 
 async def fire(clients, lines_each, tag=""):

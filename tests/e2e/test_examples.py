@@ -12,10 +12,16 @@
           with WWW-Authenticate for a bad or missing one; a slow check
           blocks nobody; a client gone before its verdict; 503 to one
           waiting at shutdown.
+- history_mem: a history store of the program's own (in memory): a
+          joiner's replay ("[history] " lines), JSON history objects,
+          requests and recovery with ?since=&epoch= all come from it, with
+          its ids (from 1000000) and its epoch; reads that reach an event
+          its ring dropped say so; /recap reads it through
+          wschat_server_read_history().
 
 Every example must exit 0 on SIGTERM (the server freed, the loop closed).
-The binaries come from $WSCHAT_ROLL, $WSCHAT_BOT, $WSCHAT_BRIDGE and
-$WSCHAT_AUTH (meson sets them).
+The binaries come from $WSCHAT_ROLL, $WSCHAT_BOT, $WSCHAT_BRIDGE,
+$WSCHAT_AUTH and $WSCHAT_HISTORY_MEM (meson sets them).
 """
 import asyncio
 import json
@@ -35,7 +41,7 @@ from wsutil import (TIMEOUT, expect, next_matching, quiet, raw_upgrade, recv,
 HERE = os.path.dirname(__file__)
 BUILD = os.path.join(HERE, "..", "..", "build", "examples")
 BINARIES = {name: os.environ.get("WSCHAT_" + name.upper(), os.path.join(BUILD, name))
-            for name in ("roll", "bot", "bridge", "auth")}
+            for name in ("roll", "bot", "bridge", "auth", "history_mem")}
 START_RE = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)/")
 TEST_TIMEOUT = 30  # seconds for a whole test body
 
@@ -648,3 +654,205 @@ def test_auth_shutdown_answers_a_waiting_client_503(start):
         s.close()
     assert status == 503
     auth.assert_clean_exit(signalled=True)  # after the slow thread's post failed
+
+
+# ---------------------------------------------------------------- history_mem
+
+JSON = ["wschat.v1.json"]
+FIRST_ID = 1000000  # where history_mem's id counter starts
+
+
+async def jrecv(ws):
+    return json.loads(await recv(ws))
+
+
+def brief(messages):
+    """(type, id, who, text) of each history message; each must be marked."""
+    assert all(m.get("history") is True for m in messages), messages
+    return [(m["type"], m["id"], m.get("from", m.get("name")), m.get("text")) for m in messages]
+
+
+def test_history_mem_replays_its_store_to_a_text_joiner(start):
+    """A joiner gets the room's events from the program's store as
+    "[history] " + the live line, oldest first, then live traffic. A
+    whisper is never stored (it takes an id all the same). /recap reads the
+    store through wschat_server_read_history(): the ids are the store's."""
+    hm = start("history_mem", 0)
+
+    async def go():
+        a = await connect(hm.url + "?name=alice")
+        await expect(a, WELCOME % ("alice", "lobby"))
+        await quiet(a)  # an empty room: nothing to replay, nothing missing
+        await a.send("one")
+        await expect(a, "[lobby] alice: one")
+        await a.send("/me waves")
+        await expect(a, "* alice waves")
+        b = await connect(hm.url + "?name=bob")
+        await expect(b, WELCOME % ("bob", "lobby"),
+                     "[history] * alice joined #lobby",
+                     "[history] [lobby] alice: one",
+                     "[history] * alice waves")
+        await expect(a, "* bob joined #lobby")
+        await quiet(b)
+        await a.send("/whisper bob psst")
+        await expect(b, "[whisper from alice] psst")
+        await expect(a, "[whisper to bob] psst")
+        await b.send("/nick robert")
+        await expect(b, "* bob is now known as robert")
+        await expect(a, "* bob is now known as robert")
+        c = await connect(hm.url + "?name=carol")
+        await expect(c, WELCOME % ("carol", "lobby"),
+                     "[history] * alice joined #lobby",
+                     "[history] [lobby] alice: one",
+                     "[history] * alice waves",
+                     "[history] * bob joined #lobby",
+                     "[history] * bob is now known as robert")
+        await quiet(c)  # no whisper, nothing missing
+        for ws in (a, b):
+            await expect(ws, "* carol joined #lobby")
+        await c.send("/recap")  # default: the last 5
+        await expect(c, "* recap of #lobby: 5 of the last 5"
+                        "\n%d alice: one\n%d * alice waves\n%d bob joined"
+                        "\n%d bob is now robert\n%d carol joined"
+                     % (FIRST_ID + 1, FIRST_ID + 2, FIRST_ID + 3, FIRST_ID + 5, FIRST_ID + 6))
+        await c.send("/recap 50")
+        got = await recv(c)
+        assert got.split("\n")[:2] == ["* recap of #lobby: 6 of the last 50",
+                                       "%d alice joined" % FIRST_ID], got
+        for bad in ("/recap 0", "/recap 51", "/recap x", "/recap 12345678"):
+            await c.send(bad)
+            await expect(c, "! usage: /recap [N] (1-50 events of your room)")
+        await c.send("/help")
+        assert "/recap [N] - the last N events of your room (default 5)" in (await recv(c)).split("\n")
+        await quiet(a)  # /recap answers the caller only
+        for ws in (a, b, c):
+            await ws.close()
+
+    run(go())
+    hm.assert_clean_exit()
+
+
+def test_history_mem_json_history_and_recovery(start):
+    """A JSON client: the welcome carries the store's epoch; the history
+    object, history requests (limit, before) and recovery with
+    ?since=&epoch= are answered from the program's store with its ids; an
+    epoch of another store is never complete."""
+    hm = start("history_mem", 0)
+
+    async def go():
+        a = await connect(hm.url + "?name=alice")
+        await expect(a, WELCOME % ("alice", "lobby"))
+        for line in ("one", "two"):
+            await a.send(line)
+            await expect(a, "[lobby] alice: " + line)
+        j = await connect(hm.url + "?name=jay", subprotocols=JSON)
+        assert j.subprotocol == JSON[0]
+        welcome = await jrecv(j)
+        assert welcome["type"] == "welcome", welcome
+        epoch = welcome["epoch"]
+        assert re.fullmatch(r"[0-9a-f]{16}", epoch) and int(epoch, 16) != 0, welcome
+        h = await jrecv(j)
+        assert (h["type"], h["room"], h["complete"]) == ("history", "lobby", True), h
+        assert brief(h["messages"]) == [("join", FIRST_ID, "alice", None),
+                                        ("message", FIRST_ID + 1, "alice", "one"),
+                                        ("message", FIRST_ID + 2, "alice", "two")]
+        own = await jrecv(j)
+        assert (own["type"], own["id"], own["name"]) == ("join", FIRST_ID + 3, "jay"), own
+        assert "history" not in own
+        await expect(a, "* jay joined #lobby")
+
+        await j.send(json.dumps({"type": "history", "room": "lobby", "limit": 2, "ref": "last"}))
+        h = await jrecv(j)
+        assert (h["type"], h["complete"], h["ref"]) == ("history", True, "last"), h
+        assert [m["id"] for m in h["messages"]] == [FIRST_ID + 2, FIRST_ID + 3]
+        await j.send(json.dumps({"type": "history", "room": "lobby", "limit": 5,
+                                 "before": FIRST_ID + 2, "ref": 7}))
+        h = await jrecv(j)
+        assert (h["complete"], h["ref"]) == (True, 7), h  # the room's beginning: all there
+        assert brief(h["messages"]) == [("join", FIRST_ID, "alice", None),
+                                        ("message", FIRST_ID + 1, "alice", "one")]
+        await j.close()
+        await expect(a, "* jay left #lobby")  # FIRST_ID + 4
+        await a.send("three")  # FIRST_ID + 5
+        await expect(a, "[lobby] alice: three")
+
+        # Recovery: everything after the last id jay saw, with jay's epoch.
+        j = await connect(hm.url + "?name=jay&since=%d&epoch=%s" % (FIRST_ID + 3, epoch),
+                          subprotocols=JSON)
+        assert (await jrecv(j))["epoch"] == epoch
+        h = await jrecv(j)
+        assert h["complete"] is True, h
+        assert brief(h["messages"]) == [("leave", FIRST_ID + 4, "jay", None),
+                                        ("message", FIRST_ID + 5, "alice", "three")]
+        assert (await jrecv(j))["id"] == FIRST_ID + 6  # its own join, then live
+        await j.close()
+        await expect(a, "* jay joined #lobby", "* jay left #lobby")  # +6, +7
+
+        # An epoch that is not this store's: the ids mean nothing here.
+        other = "%016x" % (int(epoch, 16) ^ 1)
+        j = await connect(hm.url + "?name=jay&since=%d&epoch=%s" % (FIRST_ID + 3, other),
+                          subprotocols=JSON)
+        await jrecv(j)
+        h = await jrecv(j)
+        assert h["complete"] is False, h
+        assert [m["id"] for m in h["messages"]] == list(range(FIRST_ID, FIRST_ID + 8)), h
+        await j.close()
+        await a.close()
+
+    run(go())
+    hm.assert_clean_exit()
+
+
+def test_history_mem_says_what_its_ring_dropped(start):
+    """KEEP 3: the store holds the last 3 events of a room. Reads that reach
+    an event it dropped say so (JSON complete false, the text protocol's
+    "! some history ... is missing", /recap's "some are missing"); a
+    recovery from the newest dropped id on is complete."""
+    hm = start("history_mem", 0, 3)
+
+    async def go():
+        a = await connect(hm.url + "?name=alice")  # FIRST_ID
+        await expect(a, WELCOME % ("alice", "lobby"))
+        for line in ("l1", "l2", "l3"):  # +1 .. +3; FIRST_ID is dropped
+            await a.send(line)
+            await expect(a, "[lobby] alice: " + line)
+        j = await connect(hm.url + "?name=jay&since=%d" % FIRST_ID, subprotocols=JSON)
+        await jrecv(j)
+        h = await jrecv(j)
+        assert h["complete"] is True, h  # nothing after FIRST_ID is missing
+        assert [m["id"] for m in h["messages"]] == [FIRST_ID + 1, FIRST_ID + 2, FIRST_ID + 3]
+        await jrecv(j)  # its join: +4 (+1 dropped)
+        await j.close()
+        await expect(a, "* jay joined #lobby", "* jay left #lobby")  # +5 (+2 dropped)
+
+        b = await connect(hm.url + "?name=bob")
+        await expect(b, WELCOME % ("bob", "lobby"),
+                     "[history] [lobby] alice: l3",
+                     "[history] * jay joined #lobby",
+                     "[history] * jay left #lobby",
+                     "! some history of #lobby is missing")
+        await expect(a, "* bob joined #lobby")  # +6 (+3 dropped)
+
+        j = await connect(hm.url + "?name=jay&since=%d" % (FIRST_ID + 1), subprotocols=JSON)
+        await jrecv(j)
+        h = await jrecv(j)
+        assert h["complete"] is False, h  # +2 and +3 are gone
+        assert [m["id"] for m in h["messages"]] == [FIRST_ID + 4, FIRST_ID + 5, FIRST_ID + 6]
+        await jrecv(j)  # its join: +7 (+4 dropped)
+        k = await connect(hm.url + "?name=kay&since=%d" % (FIRST_ID + 4), subprotocols=JSON)
+        await jrecv(k)
+        h = await jrecv(k)
+        assert h["complete"] is True, h  # the newest dropped id is where kay stands
+        assert [m["id"] for m in h["messages"]] == [FIRST_ID + 5, FIRST_ID + 6, FIRST_ID + 7]
+
+        await b.send("/recap 3")
+        assert (await next_matching(b, r"\* recap.*")).split("\n")[0] == \
+            "* recap of #lobby: 3 of the last 3"
+        await b.send("/recap 10")
+        assert (await next_matching(b, r"\* recap.*")).split("\n")[0] == \
+            "* recap of #lobby: 3 of the last 10 (some are missing)"
+        for ws in (a, b, j, k):
+            await ws.close()
+
+    run(go())
+    hm.assert_clean_exit()

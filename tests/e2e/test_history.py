@@ -22,6 +22,18 @@ from jsonclient import (HISTORY_PREFIX, CliProcess, Pool, as_text_line, check_ev
                         live_of)
 
 
+
+@pytest.fixture
+def start_server(start_server):
+    """This file's servers run without flood control (--rate 0) unless a
+    test sets --rate: they send faster than a person on purpose, and flood
+    control has tests of its own (test_chat_flood.py)."""
+    def _start(*args, **kw):
+        if "--rate" not in args:
+            args = args + ("--rate", "0")
+        return start_server(*args, **kw)
+    return _start
+
 def hist(*lines):
     return [HISTORY_PREFIX + l for l in lines]
 
@@ -939,3 +951,59 @@ def test_back_to_back_joins_keep_their_order(start_server, db):
             while (await j.recv_obj())["type"] != "rooms":
                 pass                                       # r1's joins and leaves meanwhile
     run(body(), s, timeout=20)
+
+
+def test_big_recovery_is_cut_by_size_and_finished_with_after(start_server, db):
+    # 40 messages of 60 KiB: more than one answer holds (about 1 MiB); the
+    # recovery says incomplete, and history requests with "after" page
+    # forward through the rest, each answer under about 1 MiB.
+    s = start_server("--history", db)
+    big = "y" * (60 * 1024)
+
+    async def body():
+        async with Pool(s) as p:
+            a = await p.jjoin("alice", "dev")
+            epoch = a.welcome["epoch"]
+            since = a.join_ev["id"]
+            sent = []
+            for i in range(40):
+                await a.send({"type": "message", "text": "%02d%s" % (i, big)})
+                sent.append((await a.expect_obj("message"))["id"])
+            b = await p.jopen("bob", "dev", since=since, epoch=epoch)
+            await b.expect_obj("welcome")
+            first = await b.expect_history("dev", complete=False)
+            assert 0 < len(first) < 40, len(first)
+            assert len(b.last_raw) < 1100 * 1024, len(b.last_raw)
+            got = [m["id"] for m in first]
+            assert got == sent[:len(got)], "recovery starts with the first missed id"
+            check_event(await b.recv_obj(), "join", room="dev", name="bob")
+            while got[-1] != sent[-1]:
+                await b.send({"type": "history", "room": "dev", "limit": 500, "after": got[-1], "ref": "more"})
+                page = await b.expect_obj("history")
+                assert page["ref"] == "more" and page["messages"], page.get("complete")
+                assert len(b.last_raw) < 1100 * 1024
+                got += [m["id"] for m in page["messages"] if m["type"] == "message"]
+            assert got == sent, "paging forward with after brings back every missed message once"
+            await b.send({"type": "history", "room": "dev", "limit": 5, "after": 1, "before": 9, "ref": 1})
+            await b.expect_error("bad_field", ref=1)
+    run(body(), s)
+
+
+def test_since_is_ignored_when_the_room_is_refused(start_server, db):
+    # ?since= names an id of the room asked for; an invalid ?room= puts the
+    # client in lobby, whose history it must not "recover" from that id.
+    s = start_server("--history", db)
+
+    async def body():
+        async with Pool(s) as p:
+            a = await p.jjoin("alice")  # lobby
+            await a.send({"type": "message", "text": "in lobby"})
+            await a.expect_obj("message")
+            b = await p.jopen("bob", "bad room!", since=999999999)
+            await b.expect_obj("welcome")
+            await b.expect_error("invalid_room")
+            msgs = await b.expect_history("lobby")
+            assert [m.get("text") for m in msgs if m["type"] == "message"] == ["in lobby"], \
+                "a plain replay of lobby, not a recovery after 999999999"
+            check_event(await b.recv_obj(), "join", room="lobby", name="bob")
+    run(body(), s)

@@ -18,6 +18,18 @@ from jsonclient import (SUBPROTOCOL, Pool, as_text_line, check_event, json_url, 
                         parse)
 
 
+
+@pytest.fixture
+def start_server(start_server):
+    """This file's servers run without flood control (--rate 0) unless a
+    test sets --rate: they send faster than a person on purpose, and flood
+    control has tests of its own (test_chat_flood.py)."""
+    def _start(*args, **kw):
+        if "--rate" not in args:
+            args = args + ("--rate", "0")
+        return start_server(*args, **kw)
+    return _start
+
 @pytest.fixture
 def srv(start_server):
     return start_server("--no-history")
