@@ -85,6 +85,17 @@ class Server:
         self._stderr.close()
 
 
+def without_flood_control(start):
+    """start_server, but its servers run with --rate 0 unless a test sets
+    --rate: for suites that send faster than a person on purpose (flood
+    control has tests of its own, test_chat_flood.py)."""
+    def _start(*args, **kw):
+        if "--rate" not in args:
+            args = args + ("--rate", "0")
+        return start(*args, **kw)
+    return _start
+
+
 @pytest.fixture
 def start_server():
     """Factory: start_server("--echo", "--max-message", "100") -> Server (stopped at teardown)."""

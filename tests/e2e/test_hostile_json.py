@@ -13,19 +13,14 @@ import time
 
 import pytest
 
+from conftest import without_flood_control
+
 from wsraw import OP_BINARY, OP_TEXT, RawWS, encode_frame, new_key, upgrade_request
 
 
 @pytest.fixture
-def start_server(start_server):
-    """This file's servers run without flood control (--rate 0) unless a
-    test sets --rate: they send faster than a person on purpose, and flood
-    control has tests of its own (test_chat_flood.py)."""
-    def _start(*args, **kw):
-        if "--rate" not in args:
-            args = args + ("--rate", "0")
-        return start_server(*args, **kw)
-    return _start
+def start_server(start_server):  # noqa: F811 (conftest's, without flood control)
+    return without_flood_control(start_server)
 
 JSON_PROTOCOL = "wschat.v1.json"
 

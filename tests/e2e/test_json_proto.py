@@ -13,6 +13,8 @@ import json
 
 import pytest
 
+from conftest import without_flood_control
+
 from chatclient import run
 from jsonclient import (SUBPROTOCOL, Pool, as_text_line, check_event, json_url, open_json_ws,
                         parse)
@@ -20,15 +22,8 @@ from jsonclient import (SUBPROTOCOL, Pool, as_text_line, check_event, json_url, 
 
 
 @pytest.fixture
-def start_server(start_server):
-    """This file's servers run without flood control (--rate 0) unless a
-    test sets --rate: they send faster than a person on purpose, and flood
-    control has tests of its own (test_chat_flood.py)."""
-    def _start(*args, **kw):
-        if "--rate" not in args:
-            args = args + ("--rate", "0")
-        return start_server(*args, **kw)
-    return _start
+def start_server(start_server):  # noqa: F811 (conftest's, without flood control)
+    return without_flood_control(start_server)
 
 @pytest.fixture
 def srv(start_server):
