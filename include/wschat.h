@@ -128,6 +128,24 @@ enum wschat_option {
   WSCHAT_OPT_HISTORY_REPLAY,        /* with a history store: the last
                                        events of a room a joiner gets
                                        (0-10,000); default 50 */
+  WSCHAT_OPT_MAX_CONNECTIONS,       /* connections at once; past it a new
+                                       one is answered HTTP 503 and closed
+                                       (open ones are unaffected); 0: no
+                                       limit; default 10,000 */
+  WSCHAT_OPT_MAX_PER_IP,            /* connections at once from one peer
+                                       address; past it HTTP 429; 0: no
+                                       limit; default 64 */
+  WSCHAT_OPT_MAX_OUTPUT_TOTAL,      /* bytes queued out by all clients
+                                       together (a broadcast counts once
+                                       per recipient; each queued frame
+                                       counts 32 bytes more); past it the
+                                       largest queues are closed first
+                                       with 1008; 0: no ceiling; default
+                                       256 MiB */
+  WSCHAT_OPT_MESSAGE_TIMEOUT_MS,    /* a message (all its frames) must
+                                       arrive within this long of its first
+                                       byte, else close 1008; 0: no limit;
+                                       default 30000 */
 };
 
 /*
