@@ -52,12 +52,14 @@ def wait_line(ws, want, timeout=3.0):
     raise AssertionError("%r never came (last seen %r)" % (want, seen[-5:]))
 
 
-def still_chatting(a, b, text):
-    """a says text; b hears it within a second. Returns what b heard before."""
+def still_chatting(a, b, text, within=1.0):
+    """a says text; b hears it within `within` seconds (None: no limit
+    beyond 10 s, for sanitizer builds). Returns what b heard before."""
     a.send_text(text)
     t = time.monotonic()
-    seen = wait_line(b, "[lobby] %s: %s" % (a.path_name, text))
-    assert time.monotonic() - t < 1.0
+    seen = wait_line(b, "[lobby] %s: %s" % (a.path_name, text), timeout=10)
+    if within is not None:
+        assert time.monotonic() - t < within
     return seen
 
 
@@ -99,15 +101,18 @@ def test_reply_flood_is_cut_off_as_it_is_queued(start_server):
     evidence = encode_frame(OP_TEXT, b"read after the cap")
     burst = frame * ((60000 - len(evidence)) // len(frame)) + evidence
     attacker.send(burst)
+    # The others chat on (which also tells that the burst was handled:
+    # the attacker reads nothing before), and the line after the cap was
+    # never said.
+    within = None if sanitized(s) else 1.0
+    heard = still_chatting(talker, watcher, "after the flood", within)
+    assert b"[lobby] attacker: read after the cap" not in heard, heard
     frames = frames_until_close(attacker, timeout=10)
     close = frames[-1]
     assert close.opcode == OP_CLOSE and close.close_code == 1008, frames[-3:]
     assert close.close_reason == b"slow consumer"
     replies = [f for f in frames if f.opcode == OP_TEXT and f.payload.startswith(b"* users:")]
     assert 0 < len(replies) < 4000
-    # The others chat on, and the line after the cap was never said.
-    heard = still_chatting(talker, watcher, "after the flood")
-    assert b"[lobby] attacker: read after the cap" not in heard, heard
     for c in crowd + [watcher, talker, attacker]:
         c.close()
 
@@ -183,13 +188,16 @@ def test_doomed_client_gets_no_pong_after_its_close(start_server):
     s = start_server("--max-output", "4096")
     ws = chatter(s, "doomed", rcvbuf=4096)
     burst = encode_frame(OP_TEXT, b"/help") * 5400
-    ws.sock.settimeout(0.5)
+    ws.sock.settimeout(10)
     try:
-        for _ in range(8):  # megabytes of replies: more than the kernel buffers
+        # Megabytes of replies, never read: more than the kernel buffers.
+        # (Once its close is queued the server reads again, and discards,
+        # to see the client's close or end.)
+        for _ in range(8):
             ws.sock.sendall(burst)
         ws.sock.sendall(encode_frame(OP_PING, b"after"))
     except (socket.timeout, OSError):
-        pass  # reading stopped: the server no longer takes our bytes
+        pass
     frames = frames_until_close(ws, timeout=20)
     assert frames[-1].opcode == OP_CLOSE and frames[-1].close_code == 1008
     assert not any(f.opcode == OP_PONG for f in frames)
@@ -335,6 +343,9 @@ def test_clients_that_stop_reading_cannot_push_memory_past_the_ceiling(start_ser
     b = named(chatter(s, "bob"), "bob")
     hogs = [chatter(s, "hog%02d" % i, rcvbuf=4096) for i in range(40)]
     hwm0 = vm_kib(pid, "VmHWM")
+    # Under AddressSanitizer the server is several times slower, and 40
+    # floods of commands (there is no flood control yet) delay the others.
+    within = None if sanitized(s) else 1.0
     burst = encode_frame(OP_TEXT, b"/users *") * 4000
     for round_ in range(4):
         for h in hogs:
@@ -343,11 +354,11 @@ def test_clients_that_stop_reading_cannot_push_memory_past_the_ceiling(start_ser
                 h.sock.sendall(burst)
             except (socket.timeout, OSError):
                 pass
-        still_chatting(a, b, "round %d" % round_)
+        still_chatting(a, b, "round %d" % round_, within)
     grown = (vm_kib(pid, "VmHWM") - hwm0) * 1024
     if not sanitized(s):
         assert grown < ceiling + (12 << 20), "peak RSS grew by %.1f MiB" % (grown / 1048576.0)
-    still_chatting(b, a, "still here")
+    still_chatting(b, a, "still here", within)
     # Some hogs were closed as slow consumers.
     closed = 0
     for h in hogs:
