@@ -1411,6 +1411,7 @@ def test_http_routes(probe):
     assert http(port, "GET", "/elsewhere")[0] == 404
     assert http(port, "GET", "/")[0] == 426
     assert http(port, "POST", "/probe/status", "Content-Length: 0\r\n")[0] == 405
+    probe.wait_line(r"http GET /probe/bad -")  # the probe's log is read by a thread
     assert probe.matching(r"http .*") == [
         "http GET /probe/status a=1",
         "http HEAD /probe/status -",
