@@ -108,7 +108,12 @@ enum wschat_option {
   WSCHAT_OPT_MODE = 1,              /* enum wschat_mode; default CHAT; only
                                        before listening */
   WSCHAT_OPT_MAX_MESSAGE,           /* bytes per message in; default 1 MiB */
-  WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client; 1 MiB */
+  WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client (each
+                                       frame counts 32 bytes more), judged
+                                       as output is queued: past it (beyond
+                                       what the socket takes) the client is
+                                       read no further and closed 1008;
+                                       default 1 MiB */
   WSCHAT_OPT_MAX_HEADER,            /* bytes of HTTP request head; 8192 */
   WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS,  /* to send the upgrade request and, if
                                        on_connect deferred, to decide;

@@ -1,8 +1,10 @@
 /*
  * conn: one connection's life, from accept to close callback: the HTTP
  * request while it is read, the WebSocket framing after the upgrade (ws),
- * the output queue (outq) and its corked writes, deadlines (handshake,
- * ping, close), the close handshake and the lingering close.
+ * the output queue (outq), its cap (judged as output is queued) and its
+ * corked writes, the answers to pings, deadlines (handshake, ping, close,
+ * the time a message may take), the close handshake and the lingering
+ * close.
  *
  * What it hands up, through the server's struct wschat__conn_cbs: a
  * complete HTTP request, each whole message, the end of the connection
