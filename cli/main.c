@@ -43,6 +43,15 @@ static const struct flag flags[] = {
      "(repeatable; others get HTTP 403; without it, any origin)"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
+    {"--max-output-total", "BYTES", "268435456",
+     "output queued by all clients together; past it the largest queues "
+     "are closed first (1008; 0: no ceiling)"},
+    {"--max-connections", "N", "10000",
+     "connections at once; past it HTTP 503 (0: no limit)"},
+    {"--max-per-ip", "N", "64",
+     "connections at once from one address; past it HTTP 429 (0: no limit)"},
+    {"--message-timeout", "SECONDS", "30",
+     "time a message may take to arrive whole (longer: close 1008)"},
     {"--max-header", "BYTES", "8192",
      "largest HTTP request head (larger: HTTP 431)"},
     {"--handshake-timeout", "SECONDS", "10",
@@ -254,6 +263,14 @@ int main(int argc, char **argv) {
         opt = WSCHAT_OPT_BURST, seconds = 0;
       else if (strcmp(name, "--max-output") == 0)
         opt = WSCHAT_OPT_MAX_OUTPUT, seconds = 0;
+      else if (strcmp(name, "--max-output-total") == 0)
+        opt = WSCHAT_OPT_MAX_OUTPUT_TOTAL, seconds = 0, lo = 0;
+      else if (strcmp(name, "--max-connections") == 0)
+        opt = WSCHAT_OPT_MAX_CONNECTIONS, seconds = 0, lo = 0;
+      else if (strcmp(name, "--max-per-ip") == 0)
+        opt = WSCHAT_OPT_MAX_PER_IP, seconds = 0, lo = 0;
+      else if (strcmp(name, "--message-timeout") == 0)
+        opt = WSCHAT_OPT_MESSAGE_TIMEOUT_MS;
       else if (strcmp(name, "--max-header") == 0)
         opt = WSCHAT_OPT_MAX_HEADER, seconds = 0;
       else if (strcmp(name, "--handshake-timeout") == 0)

@@ -108,7 +108,12 @@ enum wschat_option {
   WSCHAT_OPT_MODE = 1,              /* enum wschat_mode; default CHAT; only
                                        before listening */
   WSCHAT_OPT_MAX_MESSAGE,           /* bytes per message in; default 1 MiB */
-  WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client; 1 MiB */
+  WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client (each
+                                       frame counts 32 bytes more), judged
+                                       as output is queued: past it (beyond
+                                       what the socket takes) the client is
+                                       read no further and closed 1008;
+                                       default 1 MiB */
   WSCHAT_OPT_MAX_HEADER,            /* bytes of HTTP request head; 8192 */
   WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS,  /* to send the upgrade request and, if
                                        on_connect deferred, to decide;
@@ -150,6 +155,24 @@ enum wschat_option {
                                        first; one it drops costs nothing */
   WSCHAT_OPT_BURST,                 /* flood control: messages a client may
                                        send at once (1-1,000,000); 40 */
+  WSCHAT_OPT_MAX_CONNECTIONS,       /* connections at once; past it a new
+                                       one is answered HTTP 503 and closed
+                                       (open ones are unaffected); 0: no
+                                       limit; default 10,000 */
+  WSCHAT_OPT_MAX_PER_IP,            /* connections at once from one peer
+                                       address; past it HTTP 429; 0: no
+                                       limit; default 64 */
+  WSCHAT_OPT_MAX_OUTPUT_TOTAL,      /* bytes queued out by all clients
+                                       together (a broadcast counts once
+                                       per recipient; each queued frame
+                                       counts 32 bytes more); past it the
+                                       largest queues are closed first
+                                       with 1008; 0: no ceiling; default
+                                       256 MiB */
+  WSCHAT_OPT_MESSAGE_TIMEOUT_MS,    /* a message (all its frames) must
+                                       arrive within this long of its first
+                                       byte, else close 1008; 0: no limit;
+                                       default 30000 */
 };
 
 /*

@@ -12,6 +12,7 @@
 
 #include "command.h"
 #include "frame.h"
+#include "http.h"
 #include "session.h"
 #include "utf8.h"
 
@@ -72,11 +73,144 @@ static void mark_dirty(struct wschat__conn *conn) {
   srv->dirty[(srv->dirty_head + srv->ndirty++) % srv->conns_cap] = c;
 }
 
+/* ---- limits on connections ---- */
+
+/* How many clients of one peer address are admitted. */
+struct wschat__peer_count {
+  size_t n;
+  char addr[INET6_ADDRSTRLEN]; /* the key in srv->peers */
+};
+
+/* At most this many refusals (their HTTP answer being written) at once;
+ * past it a connection over a limit is closed without an answer. */
+#define REFUSING_MAX 1024
+
+/* The address of c's peer, without the port: the unit of the per-address
+ * limit. */
+static void peer_addr(struct wschat_client *c, char *out, size_t cap) {
+  char peer[INET6_ADDRSTRLEN + 16];
+  wschat__conn_peer(&c->conn, peer, sizeof(peer));
+  char *colon = strrchr(peer, ':');
+  if (colon != NULL)
+    *colon = '\0';
+  const char *a = peer;
+  if (*a == '[') {
+    a++;
+    size_t n = strlen(a);
+    if (n > 0 && a[n - 1] == ']')
+      peer[n] = '\0'; /* the ']' (a starts one byte into peer) */
+  }
+  size_t n = strlen(a);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(out, a, n);
+  out[n] = '\0';
+}
+
+/* Answers a connection over a limit at once, before its request: an HTTP
+ * status and close. No hook runs: it never made a request. */
+static void refuse(struct wschat_server *srv, struct wschat_client *c,
+                   int status, const char *why) {
+  if (srv->nrefusing >= REFUSING_MAX) {
+    wschat__conn_drop(&c->conn, status);
+    return;
+  }
+  c->admission = 2;
+  srv->nrefusing++;
+  char buf[256];
+  size_t n = wschat__http_write_response(buf, sizeof(buf), status, why, 0);
+  wschat__conn_respond(&c->conn, status, buf, n);
+}
+
+/* A new connection: counted, or refused with 503 (the server is full) or
+ * 429 (its address has max_per_ip already). */
+static void admit(struct wschat_server *srv, struct wschat_client *c) {
+  if (srv->max_connections && srv->nadmitted >= srv->max_connections) {
+    refuse(srv, c, 503, "too many connections, try again later");
+    return;
+  }
+  struct wschat__peer_count *p = NULL;
+  if (srv->max_per_ip) {
+    char addr[INET6_ADDRSTRLEN];
+    peer_addr(c, addr, sizeof(addr));
+    p = wschat__map_get(&srv->peers, addr);
+    if (p != NULL && p->n >= srv->max_per_ip) {
+      refuse(srv, c, 429, "too many connections from your address");
+      return;
+    }
+    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
+      memcpy(p->addr, addr, sizeof(p->addr));
+      if (wschat__map_put(&srv->peers, p->addr, p) != 0) {
+        free(p); /* no memory: this one is not counted by address */
+        p = NULL;
+      }
+    }
+    if (p != NULL)
+      p->n++;
+  }
+  c->peer = p;
+  c->admission = 1;
+  srv->nadmitted++;
+}
+
+static void unadmit(struct wschat_server *srv, struct wschat_client *c) {
+  if (c->admission == 2)
+    srv->nrefusing--;
+  if (c->admission != 1)
+    return;
+  srv->nadmitted--;
+  struct wschat__peer_count *p = c->peer;
+  if (p != NULL && --p->n == 0) {
+    wschat__map_del(&srv->peers, p->addr);
+    free(p);
+  }
+  c->peer = NULL;
+  c->admission = 0;
+}
+
+/* ---- the ceiling on queued output ---- */
+
+/* The output queued by all clients passed max_output_total: the largest
+ * queues are closed first (1008), each after the socket took what it
+ * could (a fast reader handed a burst is not a slow one), until the total
+ * is an eighth under the ceiling. Dooms only: safe while a room is
+ * walked. */
+static void shed(struct wschat_server *srv) {
+  const struct wschat__conn_env *env = &srv->sess.conn;
+  if (srv->shedding)
+    return;
+  srv->shedding = 1;
+  size_t low = env->max_output_total - env->max_output_total / 8;
+  while (srv->queued_total > low) {
+    struct wschat__conn *big = NULL;
+    size_t most = 0;
+    for (size_t i = 0; i < srv->nconns; i++) {
+      struct wschat__conn *k = &srv->conns[i]->conn;
+      size_t cost = wschat__outq_cost(&k->q);
+      if (k->state == WSCHAT__CONN_OPEN && !k->doom && cost > most) {
+        most = cost;
+        big = k;
+      }
+    }
+    if (big == NULL)
+      break;
+    wschat__conn_write_now(big); /* each turn empties or closes one */
+    if (!wschat__outq_empty(&big->q))
+      wschat__conn_shed(big, 1008);
+  }
+  srv->shedding = 0;
+}
+
+static void over_total(struct wschat__conn *conn) {
+  shed(wschat__client_of(conn)->srv);
+}
+
 static void close_handles(struct wschat_server *srv);
 
 static void on_closed(struct wschat__conn *conn) {
   struct wschat_client *c = wschat__client_of(conn);
   struct wschat_server *srv = c->srv;
+  unadmit(srv, c);
   if (conn->dirty)
     for (size_t i = 0; i < srv->ndirty; i++)
       if (srv->dirty[(srv->dirty_head + i) % srv->conns_cap] == c)
@@ -92,13 +226,15 @@ static void on_closed(struct wschat__conn *conn) {
 static const struct wschat__conn_cbs conn_cbs = {
     wschat__session_on_request, wschat__session_on_message,
     wschat__session_on_end,     on_closed,
-    mark_dirty,
+    mark_dirty,                 over_total,
 };
 
 /* Flushes every client that has output: once per loop turn. New clients
  * may become dirty while we go (a close tells a room): they are flushed in
  * the same pass. */
 static void flush_dirty(struct wschat_server *srv) {
+  if (srv->queued_total > srv->sess.conn.max_output_total)
+    shed(srv); /* what was queued without a check (pongs, closes) */
   while (srv->ndirty > 0) {
     struct wschat_client *c = srv->dirty[srv->dirty_head];
     srv->dirty_head = (srv->dirty_head + 1) % srv->conns_cap;
@@ -144,6 +280,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     }
     return; /* on_closed frees it */
   }
+  admit(srv, c);
 }
 
 /* ---- cross-thread requests ---- */
@@ -232,6 +369,12 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   env->max_message = 1 << 20;
   env->max_output = 1 << 20;
   env->max_header = 8192;
+  env->queued_total = &srv->queued_total;
+  env->max_output_total = (size_t)256 << 20;
+  env->message_timeout_ms = 30000;
+  srv->max_connections = 10000;
+  srv->max_per_ip = 64;
+  wschat__map_init(&srv->peers);
   env->handshake_timeout_ms = 10000;
   env->ping_interval_ms = 20000;
   env->ping_timeout_ms = 20000;
@@ -331,6 +474,25 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
       return WSCHAT_EINVAL;
     srv->chat.quiet_room = (size_t)v;
     return 0;
+  case WSCHAT_OPT_MAX_CONNECTIONS:
+  case WSCHAT_OPT_MAX_PER_IP:
+    if (v < 0 || v > (int64_t)1 << 30)
+      return WSCHAT_EINVAL;
+    if (opt == WSCHAT_OPT_MAX_CONNECTIONS)
+      srv->max_connections = (size_t)v;
+    else
+      srv->max_per_ip = (size_t)v;
+    return 0;
+  case WSCHAT_OPT_MAX_OUTPUT_TOTAL:
+    if (v != 0 && (v < 1024 || v > (int64_t)1 << 46))
+      return WSCHAT_EINVAL;
+    env->max_output_total = v ? (size_t)v : SIZE_MAX;
+    return 0;
+  case WSCHAT_OPT_MESSAGE_TIMEOUT_MS:
+    if (v < 0 || v > day_ms)
+      return WSCHAT_EINVAL;
+    env->message_timeout_ms = (uint64_t)v;
+    return 0;
   case WSCHAT_OPT_HISTORY_REPLAY:
     if (v < 0 || v > 10000)
       return WSCHAT_EINVAL;
@@ -356,6 +518,8 @@ static uint64_t sweep_period(const struct wschat_server *srv) {
     p = env->handshake_timeout_ms;
   if (env->close_timeout_ms < p)
     p = env->close_timeout_ms;
+  if (env->message_timeout_ms && env->message_timeout_ms < p)
+    p = env->message_timeout_ms;
   p /= 4;
   return p < 20 ? 20 : p > 1000 ? 1000 : p;
 }
@@ -524,6 +688,7 @@ int wschat_server_free(struct wschat_server *srv) {
   wschat__routes_free(&srv->routes);
   wschat__post_free(&srv->posts);
   wschat__session_env_free(&srv->sess);
+  wschat__map_free(&srv->peers); /* empty: every client is gone */
   wschat__frame_unref(srv->sess.conn.ping_frame);
   free(srv->sess.conn.iov);
   free(srv->conns);

@@ -19,6 +19,7 @@
 
 #include "chat.h"
 #include "conn.h"
+#include "map.h"
 #include "post.h"
 #include "route.h"
 #include "session.h"
@@ -59,6 +60,16 @@ struct wschat_server {
   /* connections */
   struct wschat_client **conns; /* owned array; not the clients */
   size_t nconns, conns_cap;
+  /* Limits on connections, judged at accept (0: none), and what they
+   * count: clients not refused, and clients per peer address (a map from
+   * the address as text to an owned struct wschat__peer_count). */
+  size_t max_connections, max_per_ip;
+  size_t nadmitted, nrefusing;
+  struct wschat__map peers;
+  /* Output queued by every client (see struct wschat__conn_env) and
+   * whether the largest queues are being closed right now. */
+  size_t queued_total;
+  int shedding;
   uint64_t next_id;
   /* Clients to flush, a ring of conns_cap slots (owned): a client is in
    * it at most once at a time, so it never overflows and marking never

@@ -30,6 +30,7 @@ struct wschat__routes;
 struct wschat__history;
 struct wschat__held;
 struct wschat__read;
+struct wschat__peer_count;
 
 /* The chat's default limits (WSCHAT_OPT_MAX_LINE, _RATE, _BURST). */
 #define WSCHAT__MAX_LINE_DEFAULT 65536
@@ -125,6 +126,10 @@ struct wschat_client {
   uint8_t in_connect;  /* inside on_connect */
   uint8_t deferred;    /* on_connect deferred the decision */
   uint16_t reject_code;
+  uint8_t admission;   /* server.c: 1 counted against the limits, 2
+                          refused at accept (503, 429), 0 neither */
+  struct wschat__peer_count *peer; /* server.c: this client's address in the
+                                      per-address count, or NULL */
   char *path;          /* owned: "path\0query\0peer\0" */
   char *protocol;      /* owned, or NULL: the negotiated subprotocol */
   struct wschat__hs *hs; /* owned while connecting */
