@@ -92,7 +92,7 @@ def test_reply_flood_is_cut_off_as_it_is_queued(start_server):
     # is read no further -- not even the rest of that same read -- and is
     # closed 1008 "slow consumer".  Before, every command of the read ran
     # (and the line at its end was said) and the cap was judged at the flush.
-    s = start_server("--max-output", "65536", "--max-per-ip", "0")
+    s = start_server("--max-output", "65536", "--max-per-ip", "0", "--rate", "0")
     crowd = [chatter(s, "member-of-a-crowd-%02d" % i) for i in range(40)]
     watcher = named(chatter(s, "watcher"), "watcher")
     talker = named(chatter(s, "talker"), "talker")
@@ -185,7 +185,7 @@ def test_quit_ping_and_close_in_one_write_get_exactly_one_close(start_server, be
 
 def test_doomed_client_gets_no_pong_after_its_close(start_server):
     # Over its cap and, in the same write, a ping: the ping is not read.
-    s = start_server("--max-output", "4096")
+    s = start_server("--max-output", "4096", "--rate", "0")
     ws = chatter(s, "doomed", rcvbuf=4096)
     burst = encode_frame(OP_TEXT, b"/help") * 5400
     ws.sock.settimeout(10)
@@ -337,7 +337,7 @@ def test_clients_that_stop_reading_cannot_push_memory_past_the_ceiling(start_ser
     # 16 MiB (--max-output-total): the largest are closed first, the
     # server's peak RSS stays near the ceiling, and two others chat on.
     ceiling = 16 << 20
-    s = start_server("--max-output", str(4 << 20), "--max-output-total", str(ceiling))
+    s = start_server("--max-output", str(4 << 20), "--max-output-total", str(ceiling), "--rate", "0")
     pid = s.proc.pid
     a = named(chatter(s, "alice"), "alice")
     b = named(chatter(s, "bob"), "bob")
