@@ -210,8 +210,9 @@ WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
  * itself: "! forbidden", or the JSON error forbidden); rooms (optional: an
  * array of room names the client may join; absent: any; lobby is always
  * allowed, as every client lands there). When exp passes, the client is
- * closed with 4003 "token expired": get a new token and reconnect. The
- * application may still name the client otherwise in on_connect, and its
+ * closed with 4003 "token expired": get a new token and reconnect. In
+ * on_connect, wschat_client_name() already returns the token's name; the
+ * application may still name the client otherwise there, and its
  * own calls (wschat_client_join(), _rename()) are not restricted. Plain
  * HTTP requests (GET /healthz, routes) need no token. The token is never
  * logged, is cut out of wschat_client_query() and wschat_client_protocols(),

@@ -15,6 +15,7 @@
  * Owns: each client's struct wschat__ident (its checked token and its
  * expiry timer), freed from the timer's close callback.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -194,8 +195,10 @@ int wschat__ident_may_join(const struct wschat_client *c, const char *room) {
 
 int wschat__ident_claim(struct wschat_client *c) {
   struct wschat__ident *id = c->ident;
-  if (id == NULL || strcmp(c->hs->name, id->token.name) != 0)
-    return 0; /* on_connect named it otherwise: the application decides */
+  if (id == NULL || strcmp(c->hs->name, id->token.name) != 0 ||
+      wschat__session_env(c)->mode != WSCHAT_MODE_CHAT)
+    return 0; /* on_connect named it otherwise (the application decides),
+                 or an echo server, which has no names */
   struct wschat__presence *p = id->chat->presence;
   if (p->ops->find(p, id->token.name) != NULL)
     return -1;
