@@ -343,3 +343,43 @@ def test_secret_file_and_bad_flags(start_server):
             assert p.returncode == 2, (args, p.returncode, p.stderr)
             assert "short" not in p.stderr or args[1] != "short" or "32" in p.stderr
             assert SECRET not in p.stderr
+
+
+# ---- what an embedding program sees (tests/api_probe.c) ----
+
+def test_the_application_never_sees_the_token(monkeypatch):
+    """api_probe with identity on: the C API's setters refuse bad keys (its
+    own checks), on_connect sees the token's name, the query and the
+    offered subprotocols without the token; an expiry and a shutdown with a
+    token client connected leave nothing behind (free and loop_close 0)."""
+    import test_api
+    monkeypatch.setenv("WSCHAT_PROBE_JWT_SECRET", SECRET)
+    probe = test_api.Probe()
+    try:
+        async def body():
+            tok = token_for("gina")
+            ws = await websockets.connect(probe.url + "/?name=x&token=%s&room=dev" % tok,
+                                          subprotocols=["probe.v1", "wschat.token." + tok],
+                                          open_timeout=TIMEOUT, close_timeout=1)
+            assert ws.subprotocol == "probe.v1"
+            await probe.line(r"connect \d+ / name=x&room=dev")
+            await probe.line(r"protocols \d+ probe\.v1")
+            await probe.line(r"token name \d+ gina")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == welcome("gina", "dev")
+            brief = await websockets.connect(probe.url + "/?token=" + token_for("brief", ttl=1),
+                                             open_timeout=TIMEOUT, close_timeout=1)
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(brief.recv(), 3)
+            assert brief.close_code == 4003
+            await probe.line(r"disconnect \d+ brief 4003")
+            # gina stays connected through the shutdown (her timer is live)
+        run(body())
+        lines = probe.finish()
+        assert not [l for l in lines if tok_like(l)], lines
+    finally:
+        probe.kill()
+
+
+def tok_like(line):
+    return "eyJ" in line
