@@ -383,3 +383,38 @@ def test_the_application_never_sees_the_token(monkeypatch):
 
 def tok_like(line):
     return "eyJ" in line
+
+
+def der_to_raw(der):
+    """An ECDSA-Sig-Value (DER) as JWS wants it: r || s, 32 bytes each."""
+    assert der[0] == 0x30
+    i = 2 if der[1] < 0x80 else 3
+    out = b""
+    for _ in range(2):
+        assert der[i] == 0x02
+        n = der[i + 1]
+        v = der[i + 2:i + 2 + n].lstrip(b"\0")
+        out += v.rjust(32, b"\0")
+        i += 2 + n
+    return out
+
+
+def test_es256(start_server):
+    with tempfile.TemporaryDirectory() as d:
+        key, pub = os.path.join(d, "ec.pem"), os.path.join(d, "ec.pub")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+        openssl("pkey", "-in", key, "-pubout", "-out", pub)
+        server = start_server("--jwt-public-key", pub)
+        signing = "%s.%s" % (b64url(json.dumps({"alg": "ES256"}).encode()),
+                             b64url(json.dumps({"sub": "ec_user", "exp": int(time.time()) + 600}).encode()))
+        der = openssl("dgst", "-sha256", "-sign", key, data=signing.encode())
+        good = signing + "." + b64url(der_to_raw(der))
+
+        async def body():
+            c = await connect(server, "?token=" + good)
+            await c.expect(welcome("ec_user"))
+            await c.close()
+        run(body())
+        # the DER form, as a careless signer sends it, is refused
+        line, _, text = http_answer(server, "/?token=" + signing + "." + b64url(der))
+        assert line == "HTTP/1.1 401 Unauthorized" and text == "token signature invalid\n", (line, text)
