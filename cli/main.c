@@ -41,6 +41,15 @@ static const struct flag flags[] = {
     {"--origin", "URL", NULL,
      "allow browsers from this origin only, e.g. https://chat.example.com "
      "(repeatable; others get HTTP 403; without it, any origin)"},
+    {"--jwt-secret", "SECRET", NULL,
+     "require a JSON Web Token signed HS256 with SECRET (32+ bytes) on "
+     "every connection (401, or close 4001 for browsers)"},
+    {"--jwt-secret-file", "PATH", NULL,
+     "the same, with the secret read from PATH (one trailing newline "
+     "dropped): keeps it out of the process list"},
+    {"--jwt-public-key", "PEM_FILE", NULL,
+     "require a JSON Web Token signed RS256 or ES256 with the key whose "
+     "public half is in PEM_FILE (may go with a secret)"},
     {"--max-output", "BYTES", "1048576",
      "output queued per client before it is closed as a slow consumer (1008)"},
     {"--max-output-total", "BYTES", "268435456",
@@ -156,6 +165,76 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 /* Raise the open-file limit to the hard limit: each client is one fd. */
+/* Reads a small file (a secret, a PEM key) into a malloc'd buffer of
+ * *len bytes plus a NUL; NULL (errno set) if it cannot, or is over 64 KiB. */
+static char *read_small_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return NULL;
+  char *buf = malloc(65537);
+  size_t n = buf ? fread(buf, 1, 65537, f) : 0;
+  int bad = buf == NULL || ferror(f) || n > 65536;
+  fclose(f);
+  if (bad) {
+    int err = buf == NULL ? ENOMEM : EFBIG;
+    free(buf);
+    errno = err;
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* Sets the server's identity keys from the flags. Returns 0, or 2 after
+ * saying why on stderr (never printing the secret). */
+static int set_identity(struct wschat_server *srv, const char *secret,
+                        const char *secret_file, const char *key_file) {
+  size_t len = 0;
+  char *owned = NULL;
+  if (secret_file != NULL) {
+    if ((owned = read_small_file(secret_file, &len)) == NULL) {
+      fprintf(stderr, "chat-cli: cannot read --jwt-secret-file %s: %s\n",
+              secret_file, strerror(errno));
+      return 2;
+    }
+    if (len && owned[len - 1] == '\n')
+      len--;
+    if (len && owned[len - 1] == '\r')
+      len--;
+    secret = owned;
+  } else if (secret != NULL) {
+    len = strlen(secret);
+  }
+  if (secret != NULL &&
+      wschat_server_set_jwt_secret(srv, secret, len) != 0) {
+    fprintf(stderr, "chat-cli: the JWT secret must be 32 to 4096 bytes "
+                    "(it is %zu)\n",
+            len);
+    free(owned);
+    return 2;
+  }
+  free(owned);
+  if (key_file != NULL) {
+    char *pem = read_small_file(key_file, &len);
+    if (pem == NULL) {
+      fprintf(stderr, "chat-cli: cannot read --jwt-public-key %s: %s\n",
+              key_file, strerror(errno));
+      return 2;
+    }
+    int r = wschat_server_set_jwt_public_key(srv, pem, len);
+    free(pem);
+    if (r != 0) {
+      fprintf(stderr,
+              "chat-cli: --jwt-public-key %s: not a PEM public key of RSA "
+              "(2048 bits or more) or EC P-256 (%s)\n",
+              key_file, wschat_strerror(r));
+      return 2;
+    }
+  }
+  return 0;
+}
+
 static void raise_nofile(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -174,6 +253,7 @@ int main(int argc, char **argv) {
   int nopts = 0, echo = 0;
   const char *origins[64];
   int norigins = 0;
+  const char *jwt_secret = NULL, *jwt_secret_file = NULL, *jwt_key = NULL;
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1;
 
@@ -217,6 +297,12 @@ int main(int argc, char **argv) {
       if (norigins == (int)(sizeof(origins) / sizeof(origins[0])))
         return fail("too many --origin flags (at most 64)%s%s", "", "");
       origins[norigins++] = val;
+    } else if (strcmp(name, "--jwt-secret") == 0) {
+      jwt_secret = val;
+    } else if (strcmp(name, "--jwt-secret-file") == 0) {
+      jwt_secret_file = val;
+    } else if (strcmp(name, "--jwt-public-key") == 0) {
+      jwt_key = val;
     } else if (strcmp(name, "--history") == 0) {
       if (val[0] == '\0')
         return fail("--history needs a file name%s%s", "", "");
@@ -322,6 +408,17 @@ int main(int argc, char **argv) {
       wschat_server_free(cli.srv);
       return 2;
     }
+  if (jwt_secret != NULL && jwt_secret_file != NULL) {
+    fprintf(stderr, "chat-cli: give --jwt-secret or --jwt-secret-file, not "
+                    "both\n");
+    wschat_server_free(cli.srv);
+    return 2;
+  }
+  if ((r = set_identity(cli.srv, jwt_secret, jwt_secret_file, jwt_key)) !=
+      0) {
+    wschat_server_free(cli.srv);
+    return r;
+  }
   if (history && !echo &&
       (r = wschat_server_open_history(cli.srv, &hist)) != 0) {
     /* The store said why on stderr. The chat is worth more than its

@@ -215,6 +215,63 @@ WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
                                            const char *origin);
 
 /*
+ * Identity: JSON Web Tokens (RFC 7519). Once a key is set, every WebSocket
+ * upgrade must carry a valid token, before on_connect (docs/PROTOCOL.md,
+ * "Identity"): in an "Authorization: Bearer TOKEN" header, in an offered
+ * subprotocol "wschat.token.TOKEN" (what a browser can send), or in
+ * ?token=TOKEN. A request without one, or with a bad or expired one, is
+ * answered 401 with WWW-Authenticate (the application never hears of it:
+ * no on_connect, no on_disconnect); a browser's (a request with an Origin
+ * header) is upgraded and closed at once with 4001 and the reason, which a
+ * browser can read. A token is signed with HS256 (the secret), RS256 or
+ * ES256 (the public key); its header's alg must name a key that is set,
+ * so "none" and an HS256 token made with the public key are refused. Its
+ * claims: exp (required), nbf and iat (optional; 5 s of clock skew),
+ * name, or else sub: the client's name (a valid name; ?name= is ignored,
+ * the name is reserved while the client is connected, a second connection
+ * with it is refused 409 or closed 4009, and the client cannot rename
+ * itself: "! forbidden", or the JSON error forbidden); rooms (optional: an
+ * array of room names the client may join; absent: any; lobby is always
+ * allowed, as every client lands there). When exp passes, the client is
+ * closed with 4003 "token expired": get a new token and reconnect. In
+ * on_connect, wschat_client_name() already returns the token's name; the
+ * application may still name the client otherwise there, and its
+ * own calls (wschat_client_join(), _rename()) are not restricted. Plain
+ * HTTP requests (GET /healthz, routes) need no token. The token is never
+ * logged, is cut out of wschat_client_query() and wschat_client_protocols(),
+ * and is never chosen as the subprotocol.
+ */
+
+/*
+ * Sets the HS256 secret: len bytes (32 to 4096: RFC 7518 asks for at least
+ * the hash's 32), copied; secret NULL with len 0 removes it (then, without
+ * a public key, no token is needed any more). May be set together with a
+ * public key; each token's alg picks which one checks it.
+ * Thread: the loop's (or before it runs); applies to requests decided
+ * after the call.
+ * Returns 0, WSCHAT_EINVAL (srv NULL, or len out of range) or
+ * WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_set_jwt_secret(struct wschat_server *srv,
+                                               const void *secret,
+                                               size_t len);
+
+/*
+ * Sets the public key that checks RS256 (an RSA key of at least 2048 bits)
+ * or ES256 (a P-256 key) tokens: pem holds len bytes of a PEM
+ * "-----BEGIN PUBLIC KEY-----" block (`openssl pkey -pubout` writes one);
+ * parsed and kept, pem is not. pem NULL removes the key. One public key at
+ * a time: a second call replaces the first.
+ * Thread: the loop's (or before it runs); applies to requests decided
+ * after the call.
+ * Returns 0, WSCHAT_EINVAL (srv NULL; not such a key: a certificate, a
+ * private key, another curve, a short RSA key) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_set_jwt_public_key(struct wschat_server *srv,
+                                                   const char *pem,
+                                                   size_t len);
+
+/*
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
  * one; see wschat_server_port()). Does not take ownership of host.
@@ -694,8 +751,9 @@ WSCHAT_EXTERN const char *wschat_client_name(const struct wschat_client *client)
 WSCHAT_EXTERN const char *wschat_client_room(const struct wschat_client *client);
 /* Returns the peer address as text ("127.0.0.1:53211", "[::1]:5000"). */
 WSCHAT_EXTERN const char *wschat_client_peer(const struct wschat_client *client);
-/* Returns the request path ("/chat") and query ("name=bob", or "" if none);
- * valid until the client is gone. */
+/* Returns the request path ("/chat") and query ("name=bob", or "" if none;
+ * with identity, any token= parameter cut out); valid until the client is
+ * gone. */
 WSCHAT_EXTERN const char *wschat_client_path(const struct wschat_client *client);
 WSCHAT_EXTERN const char *wschat_client_query(const struct wschat_client *client);
 /* Returns the negotiated subprotocol, or "" if none (valid until gone). */
@@ -779,8 +837,8 @@ WSCHAT_EXTERN int wschat_client_set_room(struct wschat_client *client,
 
 /*
  * The Sec-WebSocket-Protocol values the client offered, in its order, as
- * one comma-separated list exactly as sent ("" if none); valid until the
- * client is open.
+ * one comma-separated list exactly as sent ("" if none; with identity, the
+ * "wschat.token." entry cut out); valid until the client is open.
  */
 WSCHAT_EXTERN const char *
 wschat_client_protocols(const struct wschat_client *client);

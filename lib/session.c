@@ -6,7 +6,10 @@
  * then the request is decided: refused with an HTTP status, or answered
  * 101 and the client enters the chat (welcome, room). A plain request goes
  * to the routes. A browser's upgrade from an origin off the allow-list is
- * refused 403 before on_connect.
+ * refused 403 before on_connect. With identity configured, a request
+ * without a valid token is refused next, also before on_connect: 401, or
+ * for a browser (a request with an Origin header, which cannot read a
+ * status) the upgrade and then a close with 4001.
  *
  * A message: on_message sees it first; then (chat mode) flood control
  * takes a token (wschat__session_admit()), a text line longer than
@@ -50,6 +53,7 @@ void wschat__session_env_free(struct wschat__session_env *env) {
   free(env->origins);
   env->origins = NULL;
   env->norigins = env->origins_cap = 0;
+  wschat__token_keys_free(&env->keys);
 }
 
 int wschat__session_set_option(struct wschat__session_env *env, int opt,
@@ -291,11 +295,65 @@ static void free_hs(struct wschat_client *c) {
   c->hs = NULL;
 }
 
+/* Does the request come from a browser (which sends an Origin header with
+ * every WebSocket upgrade, and cannot read the status of a refusal)? */
+static int from_browser(const struct wschat__http *h) {
+  return wschat__http_header_next(h, "Origin", NULL) != NULL;
+}
+
+/* Sets the refusal that open_client() sends after the upgrade. */
+static void refuse_after_upgrade(struct wschat_client *c, int code,
+                                 const char *reason) {
+  c->reject_code = (uint16_t)code;
+  free(c->hs->reject_reason);
+  c->hs->reject_reason = strdup(reason); /* NULL: a close without reason */
+}
+
+static void open_client(struct wschat_client *c);
+
+/* Refuses a request for its identity: status (with a WWW-Authenticate
+ * header for 401), or, for a browser, the upgrade then a close with code;
+ * reason says why (never quoting the token). */
+static void refuse_identity(struct wschat_client *c, int status, int code,
+                            const char *reason) {
+  if (from_browser(c->conn.http)) {
+    refuse_after_upgrade(c, code, reason);
+    open_client(c);
+    return;
+  }
+  if (status == 401) {
+    struct wschat__headers hs = {c->hs->headers, c->hs->headers_len,
+                                 c->hs->nheaders};
+    if (wschat__headers_add(&hs, "WWW-Authenticate",
+                            "Bearer realm=\"wschat\"") == 0) {
+      c->hs->headers = hs.buf;
+      c->hs->headers_len = hs.len;
+      c->hs->nheaders = hs.n;
+    }
+  }
+  respond_status(c, status, reason);
+}
+
+/* A text client is refused something its token does not allow. */
+static void reply_forbidden(struct wschat_client *c, const char *what) {
+  char line[160];
+  int n = snprintf(line, sizeof(line), "! forbidden: %s", what);
+  wschat__session_reply(NULL, &c->member, line, (size_t)n);
+}
+
 /* Accepts the upgrade: 101, then the chat (or echo) begins. */
 static void open_client(struct wschat_client *c) {
   const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = c->conn.http;
   char accept[29], buf[8192];
+  /* A token's name is one connection's at a time. */
+  if (c->ident && !c->reject_code && wschat__ident_claim(c) != 0) {
+    if (!from_browser(h)) {
+      respond_status(c, 409, "name in use");
+      return;
+    }
+    refuse_after_upgrade(c, WSCHAT__CLOSE_NAME_IN_USE, "name in use");
+  }
   /* A chat client offering the JSON subprotocol gets it, unless the
    * application chose a subprotocol itself. */
   if (env->mode == WSCHAT_MODE_CHAT && c->protocol == NULL &&
@@ -333,7 +391,15 @@ static void open_client(struct wschat_client *c) {
                                       room);
     if (rc != 0)
       wschat__conn_close(&c->conn, 1011, "out of memory");
+    else if (c->ident_start_refused && json)
+      wschat__json_forbidden(c, "your token does not allow that room; you "
+                                "are in #lobby");
+    else if (c->ident_start_refused)
+      reply_forbidden(c, "your token does not allow that room; you are in "
+                         "#lobby");
   }
+  if (c->reject_code == 0)
+    wschat__ident_opened(c);
   c->hs = hs;
   free_hs(c);
 }
@@ -380,6 +446,12 @@ void wschat__session_on_request(struct wschat__conn *conn) {
   }
   if (save_request(c) != 0) {
     respond_status(c, 500, "out of memory");
+    return;
+  }
+  const char *why;
+  if (wschat__token_keys_any(&env->keys) &&
+      wschat__ident_request(c, &why) != 0) {
+    refuse_identity(c, 401, WSCHAT__CLOSE_UNAUTHORIZED, why);
     return;
   }
   conn->notify_end = 1; /* on_connect runs now: on_disconnect is owed */
@@ -446,6 +518,22 @@ static void text_message(struct wschat_client *c, const char *text,
                                                : WSCHAT__RATE_ANY;
   if (kind != WSCHAT__RATE_ANY && !admitted(c, kind))
     return;
+  if (c->ident && cmd.kind == WSCHAT__CMD_NICK) {
+    reply_forbidden(c, "your name comes from your token");
+    return;
+  }
+  if (c->ident && cmd.kind == WSCHAT__CMD_JOIN &&
+      wschat__room_valid(cmd.tail.p, cmd.tail.len)) {
+    char room[WSCHAT_ROOM_MAX + 1], what[WSCHAT_ROOM_MAX + 48];
+    memcpy(room, cmd.tail.p, cmd.tail.len);
+    room[cmd.tail.len] = '\0';
+    if (!wschat__ident_may_join(c, room)) {
+      snprintf(what, sizeof(what), "#%s is not among your token's rooms",
+               room);
+      reply_forbidden(c, what);
+      return;
+    }
+  }
   wschat__text_command(env->text, &c->member, &cmd);
 }
 
@@ -568,6 +656,7 @@ void wschat__session_on_end(struct wschat__conn *conn, int code) {
 }
 
 void wschat__session_free(struct wschat_client *c) {
+  wschat__ident_free(c);
   wschat__replay_detach(c);
   wschat__member_free(&c->member);
   free_hs(c);
