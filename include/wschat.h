@@ -576,9 +576,11 @@ typedef void (*wschat_history_cb)(struct wschat_server *srv, const char *room,
 /*
  * Reads the last limit (1-10,000) stored events of room with an id below
  * before (0: the newest), without waiting on disk: cb runs later on the
- * loop thread (during shutdown at the latest). Loop thread.
- * Returns 0, WSCHAT_EINVAL, WSCHAT_EROOM, WSCHAT_ENOHISTORY,
- * WSCHAT_ETOOMANY (the store is busy: try later) or WSCHAT_ENOMEM.
+ * loop thread (during shutdown at the latest). Loop thread, while the
+ * server listens (the answer comes back through its post queue).
+ * Returns 0, WSCHAT_EINVAL, WSCHAT_EROOM, WSCHAT_ENOHISTORY, WSCHAT_ESTATE
+ * (not listening, or shut down), WSCHAT_ETOOMANY (the store is busy: try
+ * later) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_server_read_history(struct wschat_server *srv,
                                              const char *room, size_t limit,

@@ -2169,6 +2169,9 @@ static void check_history(struct wschat_server *srv) {
         (unsigned long long)st.appended);
   r = wschat_server_read_history(srv, "bad room!", 5, 0, never_answered, NULL);
   CHECK(r == WSCHAT_EROOM, "read_history of a bad room with a store: %d", r);
+  /* Not listening yet: no post queue to bring an answer back. */
+  r = wschat_server_read_history(srv, "lobby", 5, 0, never_answered, NULL);
+  CHECK(r == WSCHAT_ESTATE, "read_history before listening: %d", r);
 }
 
 /* Once listening, a store can no longer be set, either way. */
