@@ -79,6 +79,9 @@ static const struct flag flags[] = {
      "full: each message is on disk before anyone receives it"},
     {"--history-max-per-room", "N", "10000",
      "events kept per room (older ones are pruned)"},
+    {"--no-metrics", NULL, "off",
+     "do not serve GET /metrics (Prometheus text format; by default anyone "
+     "who can reach the port can read it)"},
     {"--help", NULL, NULL, "show this help and exit"},
     {"--version", NULL, NULL, "show the version and exit"},
 };
@@ -155,6 +158,21 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
 }
 
+/* GET /metrics: the library's counters, as Prometheus scrapes them. */
+static void serve_metrics(struct wschat_http_request *req, void *user) {
+  struct wschat_server *srv = user;
+  char small[16384], *buf = small;
+  size_t n = wschat_server_metrics(srv, small, sizeof(small));
+  if (n >= sizeof(small) && (buf = malloc(n + 1)) != NULL)
+    n = wschat_server_metrics(srv, buf, n + 1);
+  if (buf == NULL)
+    wschat_http_respond(req, 500, NULL, "out of memory\n", 14);
+  else
+    wschat_http_respond(req, 200, "text/plain; version=0.0.4", buf, n);
+  if (buf != small)
+    free(buf);
+}
+
 /* Raise the open-file limit to the hard limit: each client is one fd. */
 static void raise_nofile(void) {
   struct rlimit rl;
@@ -175,7 +193,7 @@ int main(int argc, char **argv) {
   const char *origins[64];
   int norigins = 0;
   struct wschat_history_options hist = {.path = "wschat.db"};
-  int history = 1;
+  int history = 1, metrics = 1;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
@@ -224,6 +242,8 @@ int main(int argc, char **argv) {
       history = 1;
     } else if (strcmp(name, "--no-history") == 0) {
       history = 0;
+    } else if (strcmp(name, "--no-metrics") == 0) {
+      metrics = 0;
     } else if (strcmp(name, "--history-flush-ms") == 0) {
       if (parse_int(val, 1, 60000, &v) != 0)
         return fail("invalid --history-flush-ms %s (expected 1-60000)%s", val,
@@ -335,6 +355,14 @@ int main(int argc, char **argv) {
   /* The chat page on GET / (web/, compiled in); the echo server has none. */
   if (!echo && (r = web_register(cli.srv)) != 0) {
     fprintf(stderr, "chat-cli: cannot serve the web page: %s\n",
+            wschat_strerror(r));
+    wschat_server_free(cli.srv);
+    return 1;
+  }
+  if (metrics &&
+      (r = wschat_server_route(cli.srv, "/metrics", serve_metrics,
+                               cli.srv)) != 0) {
+    fprintf(stderr, "chat-cli: cannot serve /metrics: %s\n",
             wschat_strerror(r));
     wschat_server_free(cli.srv);
     return 1;

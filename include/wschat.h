@@ -259,6 +259,28 @@ WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
                                          wschat_shutdown_cb cb, void *user);
 
 /*
+ * Writes the server's counters and gauges in the Prometheus text
+ * exposition format, version 0.0.4 (serve it with the content type
+ * "text/plain; version=0.0.4"): connections (now, by state; accepted;
+ * WebSocket upgrades; refused, by reason), rooms, messages and bytes in
+ * and out, deliveries of chat events, closes by code, slow-consumer and
+ * rate-limit closes, queued output, the loop's lag, and the history
+ * writer's counters when a store is open. Every metric name starts with
+ * "wschat_"; the list and the meaning of each are in the HELP lines.
+ *
+ * Writes at most cap bytes into buf (NUL-terminated when cap > 0; buf may
+ * be NULL when cap is 0) and returns the length of the whole text, not
+ * counting the NUL: if that is cap or more, the text was cut; call again
+ * with a larger buffer (16 KiB is ample). It never allocates.
+ *
+ * The counters are exact and cost one increment each where they happen.
+ * Loop thread only (like the counters it reads). chat-cli serves it on
+ * GET /metrics through wschat_server_route().
+ */
+WSCHAT_EXTERN size_t wschat_server_metrics(struct wschat_server *srv,
+                                           char *buf, size_t cap);
+
+/*
  * Frees a server. Call it after the shutdown callback has run (or if the
  * server never listened). Closes and frees its own loop, if any.
  * Returns 0 or WSCHAT_ESTATE (clients still open: shut down first).

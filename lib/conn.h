@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "metrics.h"
 #include "outq.h"
 #include "stream.h"
 #include "ws.h"
@@ -75,6 +76,7 @@ struct wschat__conn_env {
    * exact by every change of a queue, and its ceiling. */
   size_t *queued_total;
   size_t max_output_total;
+  struct wschat__metrics *metrics; /* the server's counters */
   uint64_t handshake_timeout_ms, ping_interval_ms, ping_timeout_ms,
       close_timeout_ms;
   uint64_t message_timeout_ms; /* for a message to arrive whole; 0: none */
@@ -161,7 +163,8 @@ void wschat__conn_over_cap(struct wschat__conn *c);
  * the connection is open. Never blocks anyone: the cap is judged here, as
  * output is queued (see wschat__conn_over_cap()), and again at the flush.
  * Inline: it runs once per recipient of every broadcast; beyond the push,
- * its cost is one addition to the server's total and two comparisons. */
+ * its cost is one addition to the server's total, one increment of its
+ * count of messages sent, and two comparisons. */
 static inline void wschat__conn_deliver(struct wschat__conn *c,
                                         struct wschat__frame *f) {
   if (c->state != WSCHAT__CONN_OPEN || c->doom)
@@ -171,6 +174,7 @@ static inline void wschat__conn_deliver(struct wschat__conn *c,
     return;
   }
   const struct wschat__conn_env *env = c->env;
+  env->metrics->msgs_out++;
   size_t total = *env->queued_total += f->len + WSCHAT__OUTQ_SLOT;
   if (wschat__outq_cost(&c->q) > env->max_output ||
       total > env->max_output_total)

@@ -111,6 +111,8 @@ static void peer_addr(struct wschat_client *c, char *out, size_t cap) {
  * status and close. No hook runs: it never made a request. */
 static void refuse(struct wschat_server *srv, struct wschat_client *c,
                    int status, const char *why) {
+  srv->metrics.refused[status == 503 ? WSCHAT__REFUSED_MAX_CONNECTIONS
+                                     : WSCHAT__REFUSED_PER_IP]++;
   if (srv->nrefusing >= REFUSING_MAX) {
     wschat__conn_drop(&c->conn, status);
     return;
@@ -256,6 +258,24 @@ static void on_sweep(uv_timer_t *t) {
     wschat__conn_sweep(&srv->conns[i]->conn, now);
 }
 
+/* Loop lag: the lag timer is due every LAG_PERIOD_MS; how much later than
+ * that it runs is the time the loop spent on something else (a long
+ * callback, a burst of input) before it could get to the timer. */
+#define LAG_PERIOD_MS 100
+
+static void on_lag(uv_timer_t *t) {
+  struct wschat_server *srv = t->data;
+  struct wschat__metrics *m = &srv->metrics;
+  uint64_t hr = uv_hrtime();
+  if (m->lag_prev_hr != 0) {
+    uint64_t due = m->lag_prev_hr + (uint64_t)LAG_PERIOD_MS * 1000000;
+    m->lag_last_ns = hr > due ? hr - due : 0;
+    if (m->lag_last_ns > m->lag_max_ns)
+      m->lag_max_ns = m->lag_last_ns;
+  }
+  m->lag_prev_hr = hr;
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   struct wschat_server *srv = listener->data;
   if (status < 0)
@@ -265,9 +285,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     /* Take the connection off the listener anyway: libuv polls it again
      * only once it is accepted. */
     free(c);
+    srv->metrics.accepted++;
+    srv->metrics.refused[WSCHAT__REFUSED_OTHER]++;
     wschat__stream_tcp_refuse(srv->loop, listener, &srv->spare);
     return;
   }
+  srv->metrics.accepted++;
   c->srv = srv;
   c->member.id = ++srv->next_id;
   c->member.client = c;
@@ -276,6 +299,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     if (!closing) {
       server_remove(srv, c);
       free(c);
+      srv->metrics.refused[WSCHAT__REFUSED_OTHER]++;
       wschat__stream_tcp_refuse(srv->loop, listener, &srv->spare);
     }
     return; /* on_closed frees it */
@@ -370,6 +394,7 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   env->max_output = 1 << 20;
   env->max_header = 8192;
   env->queued_total = &srv->queued_total;
+  env->metrics = &srv->metrics;
   env->max_output_total = (size_t)256 << 20;
   env->message_timeout_ms = 30000;
   srv->max_connections = 10000;
@@ -565,8 +590,9 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_prepare_init(srv->loop, &srv->prepare);
   uv_check_init(srv->loop, &srv->check);
   uv_timer_init(srv->loop, &srv->sweep);
-  srv->prepare.data = srv->check.data = srv->sweep.data = srv;
-  srv->handles_open += 3;
+  uv_timer_init(srv->loop, &srv->lag);
+  srv->prepare.data = srv->check.data = srv->sweep.data = srv->lag.data = srv;
+  srv->handles_open += 4;
   if (wschat__post_open(&srv->posts, srv->loop) == 0) {
     srv->posts_open = 1;
     srv->handles_open++;
@@ -575,6 +601,7 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_check_start(&srv->check, on_check);
   uint64_t period = sweep_period(srv);
   uv_timer_start(&srv->sweep, on_sweep, period, period);
+  uv_timer_start(&srv->lag, on_lag, LAG_PERIOD_MS, LAG_PERIOD_MS);
   srv->listening = 1;
   return 0;
 }
@@ -633,6 +660,7 @@ static void close_handles(struct wschat_server *srv) {
   uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->lag, on_handle_closed);
   /* The store writes what it has; its answers to reads are posted. */
   wschat__server_close_history(srv);
   /* What was posted runs now; nothing more is taken. */

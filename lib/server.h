@@ -20,6 +20,7 @@
 #include "chat.h"
 #include "conn.h"
 #include "map.h"
+#include "metrics.h"
 #include "post.h"
 #include "route.h"
 #include "session.h"
@@ -42,6 +43,7 @@ struct wschat_server {
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_check_t check;     /* flush after I/O callbacks */
   uv_timer_t sweep;
+  uv_timer_t lag; /* measures the loop's lateness (metrics) */
   struct wschat__spare spare; /* refuses connections when memory is short */
   int listening;
   int listener_closing; /* a failed listen's handle is still closing */
@@ -70,6 +72,7 @@ struct wschat_server {
    * whether the largest queues are being closed right now. */
   size_t queued_total;
   int shedding;
+  struct wschat__metrics metrics; /* counters (metrics.h) */
   uint64_t next_id;
   /* Clients to flush, a ring of conns_cap slots (owned): a client is in
    * it at most once at a time, so it never overflows and marking never
