@@ -79,6 +79,10 @@ static const struct flag flags[] = {
      "full: each message is on disk before anyone receives it"},
     {"--history-max-per-room", "N", "10000",
      "events kept per room (older ones are pruned)"},
+    {"--drain-seconds", "S", "10",
+     "on SIGTERM stop accepting, then close clients in batches over S "
+     "seconds with 1012 (service restart) so they come back; a second "
+     "SIGTERM closes the rest at once (1001); 0: all at once with 1001"},
     {"--no-metrics", NULL, "off",
      "do not serve GET /metrics (Prometheus text format; by default anyone "
      "who can reach the port can read it)"},
@@ -139,6 +143,8 @@ static int parse_seconds(const char *s, long long *ms) {
 struct cli {
   uv_signal_t sigint, sigterm;
   struct wschat_server *srv;
+  long long drain_ms;
+  int signals; /* SIGINT and SIGTERM received */
 };
 
 static void on_shutdown_done(struct wschat_server *srv, void *user) {
@@ -148,12 +154,22 @@ static void on_shutdown_done(struct wschat_server *srv, void *user) {
   uv_close((uv_handle_t *)&cli->sigterm, NULL);
 }
 
+/* SIGTERM (a deploy): a drain over --drain-seconds. SIGINT (a person at a
+ * terminal), or a second signal during a drain: every client now, 1001.
+ * A signal after that: exit at once. */
 static void on_signal(uv_signal_t *h, int signum) {
   struct cli *cli = h->data;
-  (void)signum;
-  if (wschat_server_shutdown(cli->srv, on_shutdown_done, cli) ==
-      WSCHAT_ESTATE) {
-    fprintf(stderr, "chat-cli: second signal, exiting now\n");
+  int r;
+  if (++cli->signals == 1 && signum == SIGTERM && cli->drain_ms > 0) {
+    fprintf(stderr, "chat-cli: draining over %.1f s (SIGTERM again: close "
+                    "all now)\n", (double)cli->drain_ms / 1000);
+    r = wschat_server_drain(cli->srv, (uint64_t)cli->drain_ms,
+                            on_shutdown_done, cli);
+  } else {
+    r = wschat_server_shutdown(cli->srv, on_shutdown_done, cli);
+  }
+  if (r == WSCHAT_ESTATE) {
+    fprintf(stderr, "chat-cli: another signal, exiting now\n");
     exit(1);
   }
 }
@@ -194,6 +210,7 @@ int main(int argc, char **argv) {
   int norigins = 0;
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1, metrics = 1;
+  long long drain_ms = 10000;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
@@ -244,6 +261,13 @@ int main(int argc, char **argv) {
       history = 0;
     } else if (strcmp(name, "--no-metrics") == 0) {
       metrics = 0;
+    } else if (strcmp(name, "--drain-seconds") == 0) {
+      if (strcmp(val, "0") != 0 && parse_seconds(val, &drain_ms) != 0)
+        return fail("invalid --drain-seconds %s (expected seconds, 0 for "
+                    "none)%s",
+                    val, "");
+      if (strcmp(val, "0") == 0)
+        drain_ms = 0;
     } else if (strcmp(name, "--history-flush-ms") == 0) {
       if (parse_int(val, 1, 60000, &v) != 0)
         return fail("invalid --history-flush-ms %s (expected 1-60000)%s", val,
@@ -318,7 +342,7 @@ int main(int argc, char **argv) {
 
   signal(SIGPIPE, SIG_IGN);
   raise_nofile();
-  struct cli cli;
+  struct cli cli = {.drain_ms = drain_ms};
   int r = wschat_server_new(NULL, &cli.srv);
   if (r != 0) {
     fprintf(stderr, "chat-cli: %s\n", wschat_strerror(r));

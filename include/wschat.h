@@ -253,10 +253,35 @@ typedef void (*wschat_shutdown_cb)(struct wschat_server *srv, void *user);
  * when its close handshake completes or after the close timeout. Rooms are
  * not told of each leave (the hooks still run). A client whose on_connect
  * was deferred is answered 503. Calls cb (if not NULL) once at the end.
+ * During a drain (wschat_server_drain()), closes the clients left at once
+ * (1001) and returns 0.
  * Returns 0 or WSCHAT_ESTATE (already shutting down).
  */
 WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
                                          wschat_shutdown_cb cb, void *user);
+
+/*
+ * Starts a drain, for deploys without a reconnect storm: stops listening
+ * at once (new connections are refused), then closes the open clients in
+ * batches spread evenly over ms milliseconds (a batch every 100 ms, the
+ * last at ms), each with close code 1012 "service restart" (RFC 6455's
+ * "come back later": a JSON client reconnects and resumes with since).
+ * Until its batch, a client chats as usual; rooms are not told of each
+ * leave. An upgrade request that is deferred, or completes during the
+ * drain, is answered 503; plain HTTP requests (a scrape of /metrics) are
+ * answered. Ends like wschat_server_shutdown(): cb (if not NULL) runs
+ * once, when every client is gone and the server holds no handle.
+ *
+ * wschat_server_shutdown() during a drain closes the clients left at once
+ * with 1001 (its cb, if not NULL, replaces this one). ms 0 is
+ * wschat_server_shutdown(srv, cb, user). Embedders that only call
+ * wschat_server_shutdown() keep its behaviour: a drain is never implied.
+ *
+ * Loop thread only. Returns 0, WSCHAT_EINVAL (ms over a day) or
+ * WSCHAT_ESTATE (already draining or shutting down).
+ */
+WSCHAT_EXTERN int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
+                                      wschat_shutdown_cb cb, void *user);
 
 /*
  * Writes the server's counters and gauges in the Prometheus text

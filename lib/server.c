@@ -591,8 +591,10 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_check_init(srv->loop, &srv->check);
   uv_timer_init(srv->loop, &srv->sweep);
   uv_timer_init(srv->loop, &srv->lag);
-  srv->prepare.data = srv->check.data = srv->sweep.data = srv->lag.data = srv;
-  srv->handles_open += 4;
+  uv_timer_init(srv->loop, &srv->drain);
+  srv->prepare.data = srv->check.data = srv->sweep.data = srv->lag.data =
+      srv->drain.data = srv;
+  srv->handles_open += 5;
   if (wschat__post_open(&srv->posts, srv->loop) == 0) {
     srv->posts_open = 1;
     srv->handles_open++;
@@ -661,6 +663,7 @@ static void close_handles(struct wschat_server *srv) {
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
   uv_close((uv_handle_t *)&srv->lag, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->drain, on_handle_closed);
   /* The store writes what it has; its answers to reads are posted. */
   wschat__server_close_history(srv);
   /* What was posted runs now; nothing more is taken. */
@@ -668,40 +671,132 @@ static void close_handles(struct wschat_server *srv) {
     wschat__post_close(&srv->posts, on_post_closed);
 }
 
-int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
-                           void *user) {
-  if (srv == NULL)
-    return WSCHAT_EINVAL;
-  if (srv->sess.shutting_down)
-    return WSCHAT_ESTATE;
+/* Closes every client at once: open ones with code and reason, deferred
+ * ones answered 503, ones still sending their request dropped. Clients
+ * leave the array only in close callbacks, so it stays whole. A client
+ * inside its on_connect is answered 503 when that returns. */
+static void close_all(struct wschat_server *srv, int code,
+                      const char *reason) {
+  for (size_t i = 0; i < srv->nconns; i++) {
+    struct wschat_client *c = srv->conns[i];
+    if (c->in_connect)
+      continue;
+    if (c->conn.state == WSCHAT__CONN_OPEN)
+      wschat__conn_close(&c->conn, code, reason);
+    else if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred)
+      wschat__session_decide(c);
+    else if (c->conn.state == WSCHAT__CONN_HTTP)
+      wschat__conn_drop(&c->conn, code);
+  }
+}
+
+/* Stops listening and starts closing: the part shutdown and drain share.
+ * Returns 1 if the server never listened (cb has run: nothing to do). */
+static int begin_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
+                          void *user) {
   srv->on_shutdown = cb;
   srv->on_shutdown_user = user;
   if (!srv->listening) {
     srv->sess.shutting_down = 3;
     if (cb)
       cb(srv, user);
-    return 0;
+    return 1;
   }
   srv->sess.shutting_down = 1;
-  srv->chat.silent_leaves = 1;
-  wschat__post_drain(&srv->posts);
+  srv->chat.silent_leaves = 1; /* nobody hears of each leave: O(n), not n^2 */
   uv_close(&srv->listener.handle, on_handle_closed);
-  /* Clients leave the array only in close callbacks, so it stays whole. A
-   * client inside its on_connect is answered 503 when that returns; a
-   * deferred one now. */
-  for (size_t i = 0; i < srv->nconns; i++) {
-    struct wschat_client *c = srv->conns[i];
-    if (c->in_connect)
-      continue;
-    if (c->conn.state == WSCHAT__CONN_OPEN)
-      wschat__conn_close(&c->conn, 1001, "server shutting down");
-    else if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred)
-      wschat__session_decide(c);
-    else if (c->conn.state == WSCHAT__CONN_HTTP)
-      wschat__conn_drop(&c->conn, 1001);
+  return 0;
+}
+
+int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
+                           void *user) {
+  if (srv == NULL)
+    return WSCHAT_EINVAL;
+  if (srv->draining && srv->sess.shutting_down == 1) {
+    /* During a drain: the rest now. */
+    srv->draining = 0;
+    uv_timer_stop(&srv->drain);
+    if (cb) {
+      srv->on_shutdown = cb;
+      srv->on_shutdown_user = user;
+    }
+    wschat__post_drain(&srv->posts);
+    close_all(srv, 1001, "server shutting down");
+    return 0;
   }
+  if (srv->sess.shutting_down)
+    return WSCHAT_ESTATE;
+  if (begin_shutdown(srv, cb, user))
+    return 0;
+  wschat__post_drain(&srv->posts);
+  close_all(srv, 1001, "server shutting down");
   if (srv->nconns == 0)
     close_handles(srv);
+  return 0;
+}
+
+/* One batch of a drain: enough open clients closed (1012) that batch k of
+ * n has closed floor(k/n) of those open when the drain began (so 2 clients
+ * over 3 s go at 1.5 s and 3 s, not at 0.1 s); the last batch closes
+ * everyone left, as a shutdown does. */
+static void on_drain(uv_timer_t *t) {
+  struct wschat_server *srv = t->data;
+  if (!srv->draining)
+    return;
+  unsigned k = ++srv->drain_batch;
+  if (k >= srv->drain_batches) {
+    srv->draining = 0;
+    uv_timer_stop(&srv->drain);
+    wschat__post_drain(&srv->posts);
+    close_all(srv, 1012, "service restart");
+    return;
+  }
+  size_t target =
+      (size_t)(srv->drain_total * (uint64_t)k / srv->drain_batches);
+  /* From the end: a client that goes is replaced by the last one, so the
+   * ones before i are never skipped. */
+  for (size_t i = srv->nconns; i > 0 && srv->drain_closed < target; i--) {
+    struct wschat_client *c = srv->conns[i - 1];
+    if (c->conn.state != WSCHAT__CONN_OPEN || c->in_connect)
+      continue;
+    wschat__conn_close(&c->conn, 1012, "service restart");
+    srv->drain_closed++;
+  }
+}
+
+int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
+                        wschat_shutdown_cb cb, void *user) {
+  if (srv == NULL || ms > 86400000)
+    return WSCHAT_EINVAL;
+  if (ms == 0)
+    return wschat_server_shutdown(srv, cb, user);
+  if (srv->sess.shutting_down)
+    return WSCHAT_ESTATE;
+  if (begin_shutdown(srv, cb, user))
+    return 0;
+  /* The deferred are answered 503 now; a request still on its way is
+   * answered 503 when it is whole (a plain one, e.g. a scrape of
+   * /metrics, is answered as usual). */
+  for (size_t i = 0; i < srv->nconns; i++) {
+    struct wschat_client *c = srv->conns[i];
+    if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred && !c->in_connect)
+      wschat__session_decide(c);
+  }
+  if (srv->nconns == 0) {
+    close_handles(srv);
+    return 0;
+  }
+  srv->draining = 1;
+  srv->drain_batch = 0;
+  srv->drain_batches = (unsigned)(ms / WSCHAT__DRAIN_TICK_MS);
+  if (srv->drain_batches == 0)
+    srv->drain_batches = 1;
+  srv->drain_total = 0;
+  srv->drain_closed = 0;
+  for (size_t i = 0; i < srv->nconns; i++)
+    srv->drain_total += srv->conns[i]->conn.state == WSCHAT__CONN_OPEN;
+  uint64_t tick = ms / srv->drain_batches;
+  uv_timer_start(&srv->drain, on_drain, tick, tick);
   return 0;
 }
 

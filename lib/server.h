@@ -31,6 +31,7 @@
 #define WSCHAT__READ_BUF (64 * 1024)
 #define WSCHAT__IOV 1024
 #define WSCHAT__GATHER (16 * 1024)
+#define WSCHAT__DRAIN_TICK_MS 100
 
 struct wschat_server {
   uv_loop_t *loop;
@@ -44,6 +45,7 @@ struct wschat_server {
   uv_check_t check;     /* flush after I/O callbacks */
   uv_timer_t sweep;
   uv_timer_t lag; /* measures the loop's lateness (metrics) */
+  uv_timer_t drain; /* closes the next batch of a drain */
   struct wschat__spare spare; /* refuses connections when memory is short */
   int listening;
   int listener_closing; /* a failed listen's handle is still closing */
@@ -58,6 +60,12 @@ struct wschat_server {
 
   wschat_shutdown_cb on_shutdown;
   void *on_shutdown_user;
+  /* A drain (wschat_server_drain()): batches 1..drain_batches, one every
+   * WSCHAT__DRAIN_TICK_MS; after batch k, k/drain_batches of the clients
+   * open at its start (drain_total) are closed (drain_closed so far). */
+  int draining;
+  unsigned drain_batch, drain_batches;
+  size_t drain_total, drain_closed;
 
   /* connections */
   struct wschat_client **conns; /* owned array; not the clients */
