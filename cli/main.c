@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
+#include <jansson.h>
 #include <uv.h>
 #include <wschat.h>
 
@@ -83,6 +85,11 @@ static const struct flag flags[] = {
      "on SIGTERM stop accepting, then close clients in batches over S "
      "seconds with 1012 (service restart) so they come back; a second "
      "SIGTERM closes the rest at once (1001); 0: all at once with 1001"},
+    {"--log-level", "LEVEL", "info",
+     "error, warn, info (listen, refusals, drain) or debug (also every "
+     "connect and disconnect)"},
+    {"--log-format", "FORMAT", "text",
+     "text (key=value) or json (one object a line), on stderr"},
     {"--no-metrics", NULL, "off",
      "do not serve GET /metrics (Prometheus text format; by default anyone "
      "who can reach the port can read it)"},
@@ -161,8 +168,6 @@ static void on_signal(uv_signal_t *h, int signum) {
   struct cli *cli = h->data;
   int r;
   if (++cli->signals == 1 && signum == SIGTERM && cli->drain_ms > 0) {
-    fprintf(stderr, "chat-cli: draining over %.1f s (SIGTERM again: close "
-                    "all now)\n", (double)cli->drain_ms / 1000);
     r = wschat_server_drain(cli->srv, (uint64_t)cli->drain_ms,
                             on_shutdown_done, cli);
   } else {
@@ -172,6 +177,92 @@ static void on_signal(uv_signal_t *h, int signum) {
     fprintf(stderr, "chat-cli: another signal, exiting now\n");
     exit(1);
   }
+}
+
+/* ---- logs: one line an event on stderr ---- */
+
+static int log_json; /* --log-format json */
+
+/* The time as 2026-01-31T12:34:56.789Z. */
+static void log_time(char *out, size_t cap) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, cap - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+}
+
+/* A text value as is, or quoted (with \" \\ and \xNN) when it has a
+ * space, a quote, an '=' or a byte that is not printable ASCII. */
+static void log_text_value(FILE *out, const char *v) {
+  int plain = *v != '\0';
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+    if (*p <= ' ' || *p >= 0x7F || *p == '"' || *p == '=' || *p == '\\')
+      plain = 0;
+  if (plain) {
+    fputs(v, out);
+    return;
+  }
+  fputc('"', out);
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      fprintf(out, "\\%c", *p);
+    else if (*p < ' ' || *p >= 0x7F)
+      fprintf(out, "\\x%02x", *p);
+    else
+      fputc(*p, out);
+  }
+  fputc('"', out);
+}
+
+static void log_line(int level, const char *event,
+                     const struct wschat_log_field *f, size_t n, void *user) {
+  (void)user;
+  char ts[40];
+  log_time(ts, sizeof(ts));
+  if (log_json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "level", json_string(wschat_log_level_name(level)));
+    json_object_set_new(o, "event", json_string(event));
+    for (size_t i = 0; i < n; i++) {
+      json_t *v = f[i].str ? json_string(f[i].str) : json_integer(f[i].num);
+      json_object_set_new(o, f[i].key, v ? v : json_string("?"));
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s != NULL)
+      fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
+    return;
+  }
+  /* One fprintf per line would interleave less, but stderr is unbuffered
+   * anyway: build the line, then write it once. */
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&buf, &len);
+  if (m == NULL)
+    return;
+  fprintf(m, "%s %s %s", ts, wschat_log_level_name(level), event);
+  for (size_t i = 0; i < n; i++) {
+    fprintf(m, " %s=", f[i].key);
+    if (f[i].str)
+      log_text_value(m, f[i].str);
+    else
+      fprintf(m, "%lld", (long long)f[i].num);
+  }
+  fputc('\n', m);
+  fclose(m);
+  fwrite(buf, 1, len, stderr);
+  free(buf);
+}
+
+static int parse_level(const char *s) {
+  for (int l = WSCHAT_LOG_ERROR; l <= WSCHAT_LOG_DEBUG; l++)
+    if (strcmp(s, wschat_log_level_name(l)) == 0)
+      return l;
+  return -1;
 }
 
 /* GET /metrics: the library's counters, as Prometheus scrapes them. */
@@ -211,6 +302,7 @@ int main(int argc, char **argv) {
   struct wschat_history_options hist = {.path = "wschat.db"};
   int history = 1, metrics = 1;
   long long drain_ms = 10000;
+  int log_level = WSCHAT_LOG_INFO;
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *val = NULL;
@@ -261,6 +353,16 @@ int main(int argc, char **argv) {
       history = 0;
     } else if (strcmp(name, "--no-metrics") == 0) {
       metrics = 0;
+    } else if (strcmp(name, "--log-level") == 0) {
+      if ((log_level = parse_level(val)) < 0)
+        return fail("invalid --log-level %s (expected error, warn, info or "
+                    "debug)%s",
+                    val, "");
+    } else if (strcmp(name, "--log-format") == 0) {
+      if (strcmp(val, "text") != 0 && strcmp(val, "json") != 0)
+        return fail("invalid --log-format %s (expected text or json)%s", val,
+                    "");
+      log_json = strcmp(val, "json") == 0;
     } else if (strcmp(name, "--drain-seconds") == 0) {
       if (strcmp(val, "0") != 0 && parse_seconds(val, &drain_ms) != 0)
         return fail("invalid --drain-seconds %s (expected seconds, 0 for "
@@ -348,6 +450,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "chat-cli: %s\n", wschat_strerror(r));
     return 1;
   }
+  wschat_server_set_log(cli.srv, log_line, NULL, log_level);
   if (echo)
     wschat_server_set_option(cli.srv, WSCHAT_OPT_MODE, WSCHAT_MODE_ECHO);
   for (int i = 0; i < nopts; i++)

@@ -260,6 +260,54 @@ typedef void (*wschat_shutdown_cb)(struct wschat_server *srv, void *user);
 WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
                                          wschat_shutdown_cb cb, void *user);
 
+/* ---------------------------------------------------------------------- */
+/* Logs: structured events (listen, connect, disconnect, refuse, drain,
+ * shutdown), each an event name and fields, handed to the application's
+ * callback, which renders them (chat-cli writes text or JSON lines to
+ * stderr). Nothing is logged without a callback. */
+
+enum wschat_log_level {
+  WSCHAT_LOG_ERROR = 0, /* the server cannot do what it should */
+  WSCHAT_LOG_WARN,      /* a client closed for misbehaving (1002, 1007,
+                           1008, 1009), out of memory (1011) */
+  WSCHAT_LOG_INFO,      /* listen, refusals, drain, shutdown */
+  WSCHAT_LOG_DEBUG,     /* every connect and disconnect */
+};
+
+/* One field of an event: a string (str not NULL) or a number (num). */
+struct wschat_log_field {
+  const char *key;
+  const char *str;
+  int64_t num;
+};
+
+/*
+ * The events, and their fields (always in this order):
+ * - "listen" (info): host, port.
+ * - "connect" (debug): id, peer, path.
+ * - "disconnect" (debug; warn for the codes above): id, peer, code,
+ *   duration_ms.
+ * - "refuse" (info): peer, status, reason ("max_connections", "per_ip",
+ *   "origin", "other").
+ * - "drain" (info): clients, ms. "shutdown" (info): clients.
+ * The pointers are valid during the call only. Called on the loop thread.
+ */
+typedef void (*wschat_log_cb)(int level, const char *event,
+                              const struct wschat_log_field *fields,
+                              size_t nfields, void *user);
+
+/*
+ * Sets the log callback (NULL: none) and the most detailed level passed
+ * to it (an enum wschat_log_level; events above it cost one comparison).
+ * May be called at any time, e.g. to change the level. Loop thread only.
+ */
+WSCHAT_EXTERN void wschat_server_set_log(struct wschat_server *srv,
+                                         wschat_log_cb cb, void *user,
+                                         int level);
+
+/* "error", "warn", "info" or "debug" ("?" for another number). */
+WSCHAT_EXTERN const char *wschat_log_level_name(int level);
+
 /*
  * Starts a drain, for deploys without a reconnect storm: stops listening
  * at once (new connections are refused), then closes the open clients in

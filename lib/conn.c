@@ -485,6 +485,8 @@ int wschat__conn_upgrade(struct wschat__conn *c, const char *bytes,
   c->state = WSCHAT__CONN_OPEN;
   c->upgraded = 1;
   c->env->metrics->upgraded++;
+  c->opened_ms = now_ms(c);
+  c->env->cbs->on_open(c);
   c->deadline_ms = 0;
   if (c->held_back) {
     c->held_back = 0;

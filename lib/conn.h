@@ -35,6 +35,7 @@
 
 struct wschat__http;
 struct wschat__frame;
+struct wschat__log;
 struct wschat__conn;
 
 enum wschat__conn_state {
@@ -58,6 +59,8 @@ struct wschat__conn_cbs {
   void (*on_end)(struct wschat__conn *c, int code);
   /* The stream is closed: free c now. */
   void (*on_closed)(struct wschat__conn *c);
+  /* c was upgraded: it is a WebSocket now (for the log). */
+  void (*on_open)(struct wschat__conn *c);
   /* c has output: flush it at the end of this loop turn. */
   void (*mark_dirty)(struct wschat__conn *c);
   /* The output queued by all connections passed max_output_total while
@@ -77,6 +80,7 @@ struct wschat__conn_env {
   size_t *queued_total;
   size_t max_output_total;
   struct wschat__metrics *metrics; /* the server's counters */
+  const struct wschat__log *log;   /* the server's log callback */
   uint64_t handshake_timeout_ms, ping_interval_ms, ping_timeout_ms,
       close_timeout_ms;
   uint64_t message_timeout_ms; /* for a message to arrive whole; 0: none */
@@ -120,6 +124,7 @@ struct wschat__conn {
    * whatever the peer sends. */
   struct wschat__frame *pong, *pong_next;
   struct wschat__ws ws;
+  uint64_t opened_ms; /* when it was upgraded (the log's duration) */
 };
 
 /* Accepts one pending connection into c (zeroed by the caller).

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "server.h"
 
 /* The text being written: what fits in buf, and the length of all of it. */
@@ -45,6 +46,20 @@ static void one(struct out *o, const char *name, const char *type,
 
 static const char *const refused_reason[WSCHAT__REFUSED_KINDS] = {
     "max_connections", "per_ip", "origin", "other"};
+
+void wschat__metrics_refused(struct wschat__conn *c, int kind, int status) {
+  c->env->metrics->refused[kind]++;
+  if (!wschat__log_on(c->env->log, WSCHAT_LOG_INFO))
+    return;
+  char peer[64];
+  wschat__conn_peer(c, peer, sizeof(peer));
+  struct wschat_log_field f[] = {
+      {"peer", peer, 0},
+      {"status", NULL, status},
+      {"reason", refused_reason[kind], 0},
+  };
+  wschat__log_event(c->env->log, WSCHAT_LOG_INFO, "refuse", f, 3);
+}
 
 size_t wschat_server_metrics(struct wschat_server *srv, char *buf,
                              size_t cap) {

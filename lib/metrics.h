@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct wschat_server;
+struct wschat__conn;
 
 /* Why a connection was refused (the label "reason"). */
 enum {
@@ -57,5 +58,9 @@ static inline void wschat__metrics_close(struct wschat__metrics *m,
   unsigned k = (unsigned)(code - 1000);
   m->closes[k < WSCHAT__CLOSE_CODES ? k : WSCHAT__CLOSE_CODES]++;
 }
+
+/* Counts a refusal of c (kind: WSCHAT__REFUSED_*, answered status) and
+ * logs it ("refuse", info). */
+void wschat__metrics_refused(struct wschat__conn *c, int kind, int status);
 
 #endif

@@ -111,8 +111,10 @@ static void peer_addr(struct wschat_client *c, char *out, size_t cap) {
  * status and close. No hook runs: it never made a request. */
 static void refuse(struct wschat_server *srv, struct wschat_client *c,
                    int status, const char *why) {
-  srv->metrics.refused[status == 503 ? WSCHAT__REFUSED_MAX_CONNECTIONS
-                                     : WSCHAT__REFUSED_PER_IP]++;
+  wschat__metrics_refused(&c->conn,
+                          status == 503 ? WSCHAT__REFUSED_MAX_CONNECTIONS
+                                        : WSCHAT__REFUSED_PER_IP,
+                          status);
   if (srv->nrefusing >= REFUSING_MAX) {
     wschat__conn_drop(&c->conn, status);
     return;
@@ -225,10 +227,76 @@ static void on_closed(struct wschat__conn *conn) {
     close_handles(srv);
 }
 
+/* ---- the log of connections ---- */
+
+/* The request's path and the peer's address, kept by the session as
+ * "path\0query\0peer\0" ("" before the request). */
+static void path_and_peer(const struct wschat_client *c, const char **path,
+                          const char **peer) {
+  *path = *peer = "";
+  if (c->path == NULL)
+    return;
+  *path = c->path;
+  const char *query = *path + strlen(*path) + 1;
+  *peer = query + strlen(query) + 1;
+}
+
+static void on_open(struct wschat__conn *conn) {
+  struct wschat_client *c = wschat__client_of(conn);
+  const struct wschat__log *log = &c->srv->log;
+  if (!wschat__log_on(log, WSCHAT_LOG_DEBUG))
+    return;
+  const char *path, *peer;
+  path_and_peer(c, &path, &peer);
+  struct wschat_log_field f[] = {
+      {"id", NULL, (int64_t)c->member.id},
+      {"peer", peer, 0},
+      {"path", path, 0},
+  };
+  wschat__log_event(log, WSCHAT_LOG_DEBUG, "connect", f, 3);
+}
+
+/* A WebSocket's end: a line at debug, or at warn for a close that says
+ * the client (or the server's memory) failed. Then the session's end. */
+static void on_end(struct wschat__conn *conn, int code) {
+  struct wschat_client *c = wschat__client_of(conn);
+  const struct wschat__log *log = &c->srv->log;
+  int level = code == 1002 || code == 1007 || code == 1008 || code == 1009 ||
+                      code == 1011
+                  ? WSCHAT_LOG_WARN
+                  : WSCHAT_LOG_DEBUG;
+  if (conn->upgraded && wschat__log_on(log, level)) {
+    const char *path, *peer;
+    path_and_peer(c, &path, &peer);
+    struct wschat_log_field f[] = {
+        {"id", NULL, (int64_t)c->member.id},
+        {"peer", peer, 0},
+        {"code", NULL, code},
+        {"duration_ms", NULL,
+         (int64_t)(uv_now(c->srv->loop) - conn->opened_ms)},
+    };
+    wschat__log_event(log, level, "disconnect", f, 4);
+  }
+  wschat__session_on_end(conn, code);
+}
+
+void wschat_server_set_log(struct wschat_server *srv, wschat_log_cb cb,
+                           void *user, int level) {
+  if (srv == NULL)
+    return;
+  srv->log.cb = cb;
+  srv->log.user = user;
+  srv->log.level = level;
+}
+
 static const struct wschat__conn_cbs conn_cbs = {
-    wschat__session_on_request, wschat__session_on_message,
-    wschat__session_on_end,     on_closed,
-    mark_dirty,                 over_total,
+    wschat__session_on_request,
+    wschat__session_on_message,
+    on_end,
+    on_closed,
+    on_open,
+    mark_dirty,
+    over_total,
 };
 
 /* Flushes every client that has output: once per loop turn. New clients
@@ -395,6 +463,7 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   env->max_header = 8192;
   env->queued_total = &srv->queued_total;
   env->metrics = &srv->metrics;
+  env->log = &srv->log;
   env->max_output_total = (size_t)256 << 20;
   env->message_timeout_ms = 30000;
   srv->max_connections = 10000;
@@ -605,6 +674,8 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_timer_start(&srv->sweep, on_sweep, period, period);
   uv_timer_start(&srv->lag, on_lag, LAG_PERIOD_MS, LAG_PERIOD_MS);
   srv->listening = 1;
+  struct wschat_log_field f[] = {{"host", host, 0}, {"port", NULL, srv->port}};
+  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "listen", f, 2);
   return 0;
 }
 
@@ -720,6 +791,8 @@ int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
       srv->on_shutdown = cb;
       srv->on_shutdown_user = user;
     }
+    struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->nconns}};
+    wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "shutdown", f, 1);
     wschat__post_drain(&srv->posts);
     close_all(srv, 1001, "server shutting down");
     return 0;
@@ -728,6 +801,8 @@ int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
     return WSCHAT_ESTATE;
   if (begin_shutdown(srv, cb, user))
     return 0;
+  struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->nconns}};
+  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "shutdown", f, 1);
   wschat__post_drain(&srv->posts);
   close_all(srv, 1001, "server shutting down");
   if (srv->nconns == 0)
@@ -795,6 +870,9 @@ int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
   srv->drain_closed = 0;
   for (size_t i = 0; i < srv->nconns; i++)
     srv->drain_total += srv->conns[i]->conn.state == WSCHAT__CONN_OPEN;
+  struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->drain_total},
+                                 {"ms", NULL, (int64_t)ms}};
+  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "drain", f, 2);
   uint64_t tick = ms / srv->drain_batches;
   uv_timer_start(&srv->drain, on_drain, tick, tick);
   return 0;

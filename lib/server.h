@@ -20,6 +20,7 @@
 #include "chat.h"
 #include "conn.h"
 #include "map.h"
+#include "log.h"
 #include "metrics.h"
 #include "post.h"
 #include "route.h"
@@ -81,6 +82,7 @@ struct wschat_server {
   size_t queued_total;
   int shedding;
   struct wschat__metrics metrics; /* counters (metrics.h) */
+  struct wschat__log log;         /* the application's log callback */
   uint64_t next_id;
   /* Clients to flush, a ring of conns_cap slots (owned): a client is in
    * it at most once at a time, so it never overflows and marking never

@@ -344,12 +344,12 @@ void wschat__session_decide(struct wschat_client *c) {
     return;
   c->deferred = 0;
   if (wschat__session_env(c)->shutting_down) {
-    c->conn.env->metrics->refused[WSCHAT__REFUSED_OTHER]++;
+    wschat__metrics_refused(&c->conn, WSCHAT__REFUSED_OTHER, 503);
     respond_status(c, 503, "server shutting down");
     return;
   }
   if (c->reject_code >= 400 && c->reject_code <= 599) {
-    c->conn.env->metrics->refused[WSCHAT__REFUSED_OTHER]++;
+    wschat__metrics_refused(&c->conn, WSCHAT__REFUSED_OTHER, c->reject_code);
     respond_status(c, c->reject_code,
                    c->hs->reject_reason ? c->hs->reject_reason
                                         : "connection refused");
@@ -363,7 +363,7 @@ void wschat__session_on_request(struct wschat__conn *conn) {
   const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = conn->http;
   if (wschat__http_state(h) == WSCHAT__HTTP_FAILED) {
-    env->conn.metrics->refused[WSCHAT__REFUSED_OTHER]++;
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_OTHER, h->status);
     char buf[1024];
     size_t n =
         wschat__http_write_response(buf, sizeof(buf), h->status, h->error, 0);
@@ -379,12 +379,12 @@ void wschat__session_on_request(struct wschat__conn *conn) {
    * malformed request. Without --origin any page may connect; an
    * application can then judge wschat_client_header(c, "Origin") itself. */
   if (!origin_allowed(env, h)) {
-    env->conn.metrics->refused[WSCHAT__REFUSED_ORIGIN]++;
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_ORIGIN, 403);
     respond_status(c, 403, "origin not allowed");
     return;
   }
   if (save_request(c) != 0) {
-    env->conn.metrics->refused[WSCHAT__REFUSED_OTHER]++;
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_OTHER, 500);
     respond_status(c, 500, "out of memory");
     return;
   }
