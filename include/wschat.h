@@ -214,6 +214,11 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
 WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
                                            const char *origin);
 
+/* Empties the Origin allow-list (any origin may connect again until one is
+ * added): with wschat_server_add_origin(), a new list at run time (a
+ * reload). Clients already open stay. Loop thread only. */
+WSCHAT_EXTERN void wschat_server_clear_origins(struct wschat_server *srv);
+
 /*
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
