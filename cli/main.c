@@ -624,6 +624,8 @@ static long long opt_value(const struct settings *st, enum wschat_option opt,
   for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
     if (strcmp(flags[k].name, flag) == 0)
       f = &flags[k];
+  if (f == NULL || f->def == NULL)
+    return -1;
   struct settings d = {.argv_from = 1};
   char *av[] = {"chat-cli", (char *)flag, (char *)f->def, NULL};
   if (parse(&d, 3, av) >= 0 || d.nopts != 1)
@@ -746,6 +748,7 @@ int main(int argc, char **argv) {
   struct settings *st = calloc(1, sizeof(*st));
   if (st == NULL)
     return 1;
+  cli.st = st; /* reachable from here on, whatever return comes */
   cli.argc = argc;
   cli.argv = argv;
   cli.config = config_path(argc, argv);
@@ -753,9 +756,11 @@ int main(int argc, char **argv) {
     return 2;
   st->argv_from = cli.args.argv_from;
   int r = parse(st, cli.args.argc, cli.args.argv);
-  if (r >= 0)
+  if (r >= 0) {
+    args_free(&cli.args);
+    free(st);
     return r;
-  cli.st = st;
+  }
   cli.drain_ms = st->drain_ms;
   log_json = st->log_json;
   const char *host = st->host;

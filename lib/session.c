@@ -583,8 +583,8 @@ void wschat__session_free(struct wschat_client *c) {
 
 /* ---- delivery ---- */
 
-/* One member: the frame of its view (built once per event and view). */
-/* Returns 1 if the event was queued (or held behind a replay) for m. */
+/* One member: the frame of its view (built once per event and view).
+ * Returns 1 if the event was queued (or held behind a replay) for m. */
 static int deliver_one(struct wschat__member *m, struct wschat_event *ev,
                        int variant) {
   struct wschat_client *c = m->client;
