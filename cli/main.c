@@ -295,8 +295,8 @@ static void on_signal(uv_signal_t *h, int signum) {
   struct cli *cli = h->data;
   int r;
   if (++cli->signals == 1 && signum == SIGTERM && cli->drain_ms > 0) {
-    r = wschat_server_drain(cli->srv, (uint64_t)cli->drain_ms,
-                            on_shutdown_done, cli);
+    r = wschat_server_drain(cli->srv, (uint64_t)cli->drain_ms, on_shutdown_done,
+                            cli);
   } else {
     r = wschat_server_shutdown(cli->srv, on_shutdown_done, cli);
   }
@@ -779,8 +779,8 @@ int main(int argc, char **argv) {
   if (echo)
     wschat_server_set_option(cli.srv, WSCHAT_OPT_MODE, WSCHAT_MODE_ECHO);
   for (int i = 0; i < st->nopts; i++)
-    if (wschat_server_set_option(cli.srv, st->opts[i].opt,
-                                 st->opts[i].value) != 0) {
+    if (wschat_server_set_option(cli.srv, st->opts[i].opt, st->opts[i].value) !=
+        0) {
       fprintf(stderr, "chat-cli: a value is out of range (see chat-cli "
                       "--help)\n");
       wschat_server_free(cli.srv);
@@ -812,9 +812,8 @@ int main(int argc, char **argv) {
     wschat_server_free(cli.srv);
     return 1;
   }
-  if (st->metrics &&
-      (r = wschat_server_route(cli.srv, "/metrics", serve_metrics,
-                               cli.srv)) != 0) {
+  if (st->metrics && (r = wschat_server_route(cli.srv, "/metrics",
+                                              serve_metrics, cli.srv)) != 0) {
     fprintf(stderr, "chat-cli: cannot serve /metrics: %s\n",
             wschat_strerror(r));
     wschat_server_free(cli.srv);

@@ -61,8 +61,7 @@ void wschat__metrics_refused(struct wschat__conn *c, int kind, int status) {
   wschat__log_event(c->env->log, WSCHAT_LOG_INFO, "refuse", f, 3);
 }
 
-size_t wschat_server_metrics(struct wschat_server *srv, char *buf,
-                             size_t cap) {
+size_t wschat_server_metrics(struct wschat_server *srv, char *buf, size_t cap) {
   struct out o = {buf, cap, 0};
   if (srv == NULL)
     return 0;
@@ -91,7 +90,8 @@ size_t wschat_server_metrics(struct wschat_server *srv, char *buf,
   for (int k = 0; k < WSCHAT__REFUSED_KINDS; k++)
     put(&o, "wschat_connections_refused_total{reason=\"%s\"} %llu\n",
         refused_reason[k], (unsigned long long)m->refused[k]);
-  one(&o, "wschat_rooms", "gauge", "Rooms that exist now (the lobby always does).",
+  one(&o, "wschat_rooms", "gauge",
+      "Rooms that exist now (the lobby always does).",
       wschat_server_rooms(srv, NULL, NULL));
   one(&o, "wschat_messages_received_total", "counter",
       "Whole WebSocket messages received from clients.", m->msgs_in);

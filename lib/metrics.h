@@ -37,8 +37,8 @@ enum {
 #define WSCHAT__CLOSE_CODES 16
 
 struct wschat__metrics {
-  uint64_t accepted;   /* TCP connections taken off the listener */
-  uint64_t upgraded;   /* WebSocket connections opened (101 sent) */
+  uint64_t accepted; /* TCP connections taken off the listener */
+  uint64_t upgraded; /* WebSocket connections opened (101 sent) */
   uint64_t refused[WSCHAT__REFUSED_KINDS];
   uint64_t msgs_in;    /* whole messages received (data frames) */
   uint64_t msgs_out;   /* data frames queued for clients */
@@ -53,8 +53,7 @@ struct wschat__metrics {
 };
 
 /* Counts a WebSocket connection's end with code. */
-static inline void wschat__metrics_close(struct wschat__metrics *m,
-                                         int code) {
+static inline void wschat__metrics_close(struct wschat__metrics *m, int code) {
   unsigned k = (unsigned)(code - 1000);
   m->closes[k < WSCHAT__CLOSE_CODES ? k : WSCHAT__CLOSE_CODES]++;
 }

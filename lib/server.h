@@ -19,8 +19,8 @@
 
 #include "chat.h"
 #include "conn.h"
-#include "map.h"
 #include "log.h"
+#include "map.h"
 #include "metrics.h"
 #include "post.h"
 #include "route.h"
@@ -45,8 +45,8 @@ struct wschat_server {
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_check_t check;     /* flush after I/O callbacks */
   uv_timer_t sweep;
-  uv_timer_t lag; /* measures the loop's lateness (metrics) */
-  uv_timer_t drain; /* closes the next batch of a drain */
+  uv_timer_t lag;             /* measures the loop's lateness (metrics) */
+  uv_timer_t drain;           /* closes the next batch of a drain */
   struct wschat__spare spare; /* refuses connections when memory is short */
   int listening;
   int listener_closing; /* a failed listen's handle is still closing */
