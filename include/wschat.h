@@ -214,6 +214,11 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
 WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
                                            const char *origin);
 
+/* Empties the Origin allow-list (any origin may connect again until one is
+ * added): with wschat_server_add_origin(), a new list at run time (a
+ * reload). Clients already open stay. Loop thread only. */
+WSCHAT_EXTERN void wschat_server_clear_origins(struct wschat_server *srv);
+
 /*
  * Identity: JSON Web Tokens (RFC 7519). Once a key is set, every WebSocket
  * upgrade must carry a valid token, before on_connect (docs/PROTOCOL.md,
@@ -310,10 +315,105 @@ typedef void (*wschat_shutdown_cb)(struct wschat_server *srv, void *user);
  * when its close handshake completes or after the close timeout. Rooms are
  * not told of each leave (the hooks still run). A client whose on_connect
  * was deferred is answered 503. Calls cb (if not NULL) once at the end.
+ * During a drain (wschat_server_drain()), closes the clients left at once
+ * (1001) and returns 0.
  * Returns 0 or WSCHAT_ESTATE (already shutting down).
  */
 WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
                                          wschat_shutdown_cb cb, void *user);
+
+/* ---------------------------------------------------------------------- */
+/* Logs: structured events (listen, connect, disconnect, refuse, drain,
+ * shutdown), each an event name and fields, handed to the application's
+ * callback, which renders them (chat-cli writes text or JSON lines to
+ * stderr). Nothing is logged without a callback. */
+
+enum wschat_log_level {
+  WSCHAT_LOG_ERROR = 0, /* the server cannot do what it should */
+  WSCHAT_LOG_WARN,      /* a client closed for misbehaving (1002, 1007,
+                           1008, 1009), out of memory (1011) */
+  WSCHAT_LOG_INFO,      /* listen, refusals, drain, shutdown */
+  WSCHAT_LOG_DEBUG,     /* every connect and disconnect */
+};
+
+/* One field of an event: a string (str not NULL) or a number (num). */
+struct wschat_log_field {
+  const char *key;
+  const char *str;
+  int64_t num;
+};
+
+/*
+ * The events, and their fields (always in this order):
+ * - "listen" (info): host, port.
+ * - "connect" (debug): id, peer, path.
+ * - "disconnect" (debug; warn for the codes above): id, peer, code,
+ *   duration_ms.
+ * - "refuse" (info): peer, status, reason ("max_connections", "per_ip",
+ *   "origin", "other").
+ * - "drain" (info): clients, ms. "shutdown" (info): clients.
+ * The pointers are valid during the call only. Called on the loop thread.
+ */
+typedef void (*wschat_log_cb)(int level, const char *event,
+                              const struct wschat_log_field *fields,
+                              size_t nfields, void *user);
+
+/*
+ * Sets the log callback (NULL: none) and the most detailed level passed
+ * to it (an enum wschat_log_level; events above it cost one comparison).
+ * May be called at any time, e.g. to change the level. Loop thread only.
+ */
+WSCHAT_EXTERN void wschat_server_set_log(struct wschat_server *srv,
+                                         wschat_log_cb cb, void *user,
+                                         int level);
+
+/* "error", "warn", "info" or "debug" ("?" for another number). */
+WSCHAT_EXTERN const char *wschat_log_level_name(int level);
+
+/*
+ * Starts a drain, for deploys without a reconnect storm: stops listening
+ * at once (new connections are refused), then closes the open clients in
+ * batches spread evenly over ms milliseconds (a batch every 100 ms, the
+ * last at ms), each with close code 1012 "service restart" (RFC 6455's
+ * "come back later": a JSON client reconnects and resumes with since).
+ * Until its batch, a client chats as usual; rooms are not told of each
+ * leave. An upgrade request that is deferred, or completes during the
+ * drain, is answered 503; plain HTTP requests (a scrape of /metrics) are
+ * answered. Ends like wschat_server_shutdown(): cb (if not NULL) runs
+ * once, when every client is gone and the server holds no handle.
+ *
+ * wschat_server_shutdown() during a drain closes the clients left at once
+ * with 1001 (its cb, if not NULL, replaces this one). ms 0 is
+ * wschat_server_shutdown(srv, cb, user). Embedders that only call
+ * wschat_server_shutdown() keep its behaviour: a drain is never implied.
+ *
+ * Loop thread only. Returns 0, WSCHAT_EINVAL (ms over a day) or
+ * WSCHAT_ESTATE (already draining or shutting down).
+ */
+WSCHAT_EXTERN int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
+                                      wschat_shutdown_cb cb, void *user);
+
+/*
+ * Writes the server's counters and gauges in the Prometheus text
+ * exposition format, version 0.0.4 (serve it with the content type
+ * "text/plain; version=0.0.4"): connections (now, by state; accepted;
+ * WebSocket upgrades; refused, by reason), rooms, messages and bytes in
+ * and out, deliveries of chat events, closes by code, slow-consumer and
+ * rate-limit closes, queued output, the loop's lag, and the history
+ * writer's counters when a store is open. Every metric name starts with
+ * "wschat_"; the list and the meaning of each are in the HELP lines.
+ *
+ * Writes at most cap bytes into buf (NUL-terminated when cap > 0; buf may
+ * be NULL when cap is 0) and returns the length of the whole text, not
+ * counting the NUL: if that is cap or more, the text was cut; call again
+ * with a larger buffer (16 KiB is ample). It never allocates.
+ *
+ * The counters are exact and cost one increment each where they happen.
+ * Loop thread only (like the counters it reads). chat-cli serves it on
+ * GET /metrics through wschat_server_route().
+ */
+WSCHAT_EXTERN size_t wschat_server_metrics(struct wschat_server *srv,
+                                           char *buf, size_t cap);
 
 /*
  * Frees a server. Call it after the shutdown callback has run (or if the

@@ -385,6 +385,15 @@ int wschat_server_set_jwt_public_key(struct wschat_server *srv,
   return wschat__token_set_public_key(&srv->sess.keys, pem, len);
 }
 
+void wschat_server_clear_origins(struct wschat_server *srv) {
+  if (srv == NULL)
+    return;
+  struct wschat__session_env *env = &srv->sess;
+  for (size_t i = 0; i < env->norigins; i++)
+    free(env->origins[i]);
+  env->norigins = 0; /* the array is kept for the next list */
+}
+
 int wschat_server_reserve_name(struct wschat_server *srv, const char *name) {
   if (srv == NULL || name == NULL || !wschat__name_valid(name, strlen(name)))
     return WSCHAT_ENAME;

@@ -83,6 +83,8 @@ static void end(struct wschat__conn *c, int code) {
   if (c->ended || !c->notify_end)
     return;
   c->ended = 1;
+  if (c->upgraded) /* else an HTTP answer: counted as a refusal or not */
+    wschat__metrics_close(c->env->metrics, code);
   c->env->cbs->on_end(c, code);
 }
 
@@ -153,8 +155,10 @@ static void after_ws(struct wschat__conn *c) {
 static void ws_on_message(void *user, int opcode, const uint8_t *msg,
                           size_t len) {
   struct wschat__conn *c = user;
-  if (c->state == WSCHAT__CONN_OPEN)
+  if (c->state == WSCHAT__CONN_OPEN) {
+    c->env->metrics->msgs_in++;
     c->env->cbs->on_message(c, opcode, msg, len);
+  }
 }
 
 static void ws_on_close(void *user, int code) {
@@ -268,6 +272,8 @@ void wschat__conn_doom(struct wschat__conn *c, int code) {
   if (c->state != WSCHAT__CONN_OPEN || c->doom)
     return;
   c->doom = (uint16_t)code;
+  if (code == 1008) /* a doom is 1008 only for a slow consumer */
+    c->env->metrics->slow_consumer++;
   /* Read no more (the rest of the read at hand is dropped too, see
    * ws_is_open): a client over its cap gets no more chance to add. */
   S(c)->ops->read_stop(S(c));
@@ -302,6 +308,7 @@ void wschat__conn_write_now(struct wschat__conn *c) {
     if (r <= 0)
       return; /* full; or an error, which the flush meets again */
     size_t before = wschat__outq_cost(&c->q);
+    c->env->metrics->bytes_out += (size_t)r;
     wschat__outq_consume(&c->q, (size_t)r);
     settle(c, before);
     if ((size_t)r < total)
@@ -342,6 +349,7 @@ static void on_written(struct wschat__stream *s, int status) {
     return;
   }
   size_t before = wschat__outq_cost(&c->q);
+  c->env->metrics->bytes_out += c->q.inflight;
   wschat__outq_consume(&c->q, c->q.inflight);
   c->q.inflight = 0;
   settle(c, before);
@@ -415,6 +423,7 @@ static void write_queue(struct wschat__conn *c) {
       return;
     }
     size_t before = wschat__outq_cost(&c->q);
+    c->env->metrics->bytes_out += (size_t)r;
     wschat__outq_consume(&c->q, (size_t)r);
     settle(c, before);
     if ((size_t)r == total)
@@ -475,6 +484,9 @@ int wschat__conn_upgrade(struct wschat__conn *c, const char *bytes,
     free_req(c); /* else wschat__conn_resume() feeds the input, then frees */
   c->state = WSCHAT__CONN_OPEN;
   c->upgraded = 1;
+  c->env->metrics->upgraded++;
+  c->opened_ms = now_ms(c);
+  c->env->cbs->on_open(c);
   c->deadline_ms = 0;
   if (c->held_back) {
     c->held_back = 0;
@@ -548,6 +560,7 @@ static void on_read(struct wschat__stream *s, ssize_t n, char *data) {
     wschat__conn_drop(c, c->state == WSCHAT__CONN_CLOSING ? c->end_code : 1006);
     return;
   }
+  c->env->metrics->bytes_in += (size_t)n;
   c->since_ms = now_ms(c);
   c->ping_out = 0; /* any byte from the peer proves it is alive */
   if (c->state == WSCHAT__CONN_OPEN)

@@ -28,12 +28,14 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "metrics.h"
 #include "outq.h"
 #include "stream.h"
 #include "ws.h"
 
 struct wschat__http;
 struct wschat__frame;
+struct wschat__log;
 struct wschat__conn;
 
 enum wschat__conn_state {
@@ -57,6 +59,8 @@ struct wschat__conn_cbs {
   void (*on_end)(struct wschat__conn *c, int code);
   /* The stream is closed: free c now. */
   void (*on_closed)(struct wschat__conn *c);
+  /* c was upgraded: it is a WebSocket now (for the log). */
+  void (*on_open)(struct wschat__conn *c);
   /* c has output: flush it at the end of this loop turn. */
   void (*mark_dirty)(struct wschat__conn *c);
   /* The output queued by all connections passed max_output_total while
@@ -75,6 +79,8 @@ struct wschat__conn_env {
    * exact by every change of a queue, and its ceiling. */
   size_t *queued_total;
   size_t max_output_total;
+  struct wschat__metrics *metrics; /* the server's counters */
+  const struct wschat__log *log;   /* the server's log callback */
   uint64_t handshake_timeout_ms, ping_interval_ms, ping_timeout_ms,
       close_timeout_ms;
   uint64_t message_timeout_ms; /* for a message to arrive whole; 0: none */
@@ -118,6 +124,7 @@ struct wschat__conn {
    * whatever the peer sends. */
   struct wschat__frame *pong, *pong_next;
   struct wschat__ws ws;
+  uint64_t opened_ms; /* when it was upgraded (the log's duration) */
 };
 
 /* Accepts one pending connection into c (zeroed by the caller).
@@ -161,7 +168,8 @@ void wschat__conn_over_cap(struct wschat__conn *c);
  * the connection is open. Never blocks anyone: the cap is judged here, as
  * output is queued (see wschat__conn_over_cap()), and again at the flush.
  * Inline: it runs once per recipient of every broadcast; beyond the push,
- * its cost is one addition to the server's total and two comparisons. */
+ * its cost is one addition to the server's total, one increment of its
+ * count of messages sent, and two comparisons. */
 static inline void wschat__conn_deliver(struct wschat__conn *c,
                                         struct wschat__frame *f) {
   if (c->state != WSCHAT__CONN_OPEN || c->doom)
@@ -171,6 +179,7 @@ static inline void wschat__conn_deliver(struct wschat__conn *c,
     return;
   }
   const struct wschat__conn_env *env = c->env;
+  env->metrics->msgs_out++;
   size_t total = *env->queued_total += f->len + WSCHAT__OUTQ_SLOT;
   if (wschat__outq_cost(&c->q) > env->max_output ||
       total > env->max_output_total)

@@ -199,6 +199,7 @@ int wschat__session_admit(struct wschat_client *c, int kind) {
       return WSCHAT__ADMIT_WARN;
   }
   wschat__conn_close(&c->conn, 1008, "rate limit");
+  env->conn.metrics->rate_limited++;
   return WSCHAT__ADMIT_CLOSED;
 }
 
@@ -409,10 +410,12 @@ void wschat__session_decide(struct wschat_client *c) {
     return;
   c->deferred = 0;
   if (wschat__session_env(c)->shutting_down) {
+    wschat__metrics_refused(&c->conn, WSCHAT__REFUSED_OTHER, 503);
     respond_status(c, 503, "server shutting down");
     return;
   }
   if (c->reject_code >= 400 && c->reject_code <= 599) {
+    wschat__metrics_refused(&c->conn, WSCHAT__REFUSED_OTHER, c->reject_code);
     respond_status(c, c->reject_code,
                    c->hs->reject_reason ? c->hs->reject_reason
                                         : "connection refused");
@@ -426,6 +429,7 @@ void wschat__session_on_request(struct wschat__conn *conn) {
   const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = conn->http;
   if (wschat__http_state(h) == WSCHAT__HTTP_FAILED) {
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_OTHER, h->status);
     char buf[1024];
     size_t n =
         wschat__http_write_response(buf, sizeof(buf), h->status, h->error, 0);
@@ -441,10 +445,12 @@ void wschat__session_on_request(struct wschat__conn *conn) {
    * malformed request. Without --origin any page may connect; an
    * application can then judge wschat_client_header(c, "Origin") itself. */
   if (!origin_allowed(env, h)) {
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_ORIGIN, 403);
     respond_status(c, 403, "origin not allowed");
     return;
   }
   if (save_request(c) != 0) {
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_OTHER, 500);
     respond_status(c, 500, "out of memory");
     return;
   }
@@ -666,18 +672,20 @@ void wschat__session_free(struct wschat_client *c) {
 
 /* ---- delivery ---- */
 
-/* One member: the frame of its view (built once per event and view). */
-static void deliver_one(struct wschat__member *m, struct wschat_event *ev,
-                        int variant) {
+/* One member: the frame of its view (built once per event and view).
+ * Returns 1 if the event was queued (or held behind a replay) for m. */
+static int deliver_one(struct wschat__member *m, struct wschat_event *ev,
+                       int variant) {
   struct wschat_client *c = m->client;
   if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
-    return;
+    return 0;
   int oom;
   struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
   if (f != NULL)
     wschat__replay_send(c, f); /* after its replay, if one is pending */
   else if (oom)
     wschat__conn_doom(&c->conn, 1011); /* closed at the flush */
+  return f != NULL;
 }
 
 void wschat__session_deliver(void *user, struct wschat__member *const *m,
@@ -690,22 +698,29 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
    * Anything else goes through the view. */
   struct wschat__frame *(*frames)[WSCHAT__VARIANTS] = ev->frames;
   int plain = ev->kind != WSCHAT_EVENT_NICK && variant == 0;
+  size_t delivered = 0; /* counted here, added to the metrics once */
+  struct wschat_client *c = NULL;
   for (size_t i = 0; i < n; i++) {
     struct wschat__member *mi = m[i];
     if (mi->id == skip)
       continue;
+    /* The client around the member, without loading mi->client. */
+    c = (struct wschat_client *)(void *)((char *)mi -
+                                         offsetof(struct wschat_client,
+                                                  member));
     unsigned v = mi->view;
     if (plain && v < WSCHAT__VIEWS && frames[v][0] != NULL) {
-      /* The client around the member, without loading mi->client. */
-      struct wschat_client *c =
-          (struct wschat_client *)(void *)((char *)mi -
-                                           offsetof(struct wschat_client,
-                                                    member));
+      /* The test conn_deliver makes first (the compiler merges them). */
+      if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
+        continue;
+      delivered++;
       wschat__conn_deliver(&c->conn, frames[v][0]);
       continue;
     }
-    deliver_one(mi, ev, variant);
+    delivered += (size_t)deliver_one(mi, ev, variant);
   }
+  if (c != NULL)
+    c->conn.env->metrics->deliveries += delivered;
 }
 
 /* ---- the text protocol's io ---- */
