@@ -273,6 +273,10 @@ static void cmd_history(const struct wschat__text *t, struct wschat__member *m,
 static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m) {
   size_t n;
   struct wschat__room **v = wschat__rooms_sorted(&t->chat->rooms, &n);
+  if (v == NULL && t->chat->rooms.map.count > 0) {
+    reply(t, m, "! out of memory, try again"); /* not "* rooms:" (none) */
+    return;
+  }
   struct sbuf b = {0};
   sb_adds(&b, "* rooms:");
   for (size_t i = 0; i < n; i++) {
