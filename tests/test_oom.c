@@ -398,6 +398,8 @@ static const struct step script[] = {
     {ALICE, 0, "/history 3", 0},
     {ALICE, 0, "/bogus", 0},
     {ALICE, 0, "/leave", 0},
+    {ALICE, 0, "/users", 0}, /* after a /leave that failed: in no room */
+    {ALICE, 0, "after leaving", 0},
     {CAROL, 1, "{\"type\":\"leave\",\"room\":\"dev\"}", 0},
     {DAVE, 1, "{\"type\":\"message\",\"text\":\"bye all\"}", 0},
     {BOB, 0, "/quit see you", 0},
