@@ -17,6 +17,13 @@
  * failures (or nothing, when the request was refused as a whole). After
  * the step that failed, runs only have to end cleanly: the state differs.
  *
+ * Two softer outcomes are allowed, counted and printed: a join, leave or
+ * rename notice whose event cannot be built is lost without an error
+ * (lib/chat.c: the change itself stands and the member lists are right;
+ * the others are not told), and an allocation that fails inside jansson's
+ * lexer is reported by jansson as a syntax error, so the request is
+ * refused with bad_json (to the right client, for the wrong reason).
+ *
  * The allocator hook: this executable is linked with -Wl,--wrap=malloc,
  * calloc, realloc, free and strdup (tests/meson.build), so every call in
  * lib/ goes through the __wrap_ functions below and the library needs
