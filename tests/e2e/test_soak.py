@@ -30,6 +30,9 @@ It runs without flood control (--rate 0: the script floods on purpose) and
 with history replay off (what a bot reads back is then only live traffic).
 Under AddressSanitizer the RSS check is skipped (its quarantine holds freed
 memory on purpose).
+
+test_trickle_with_a_short_flush_stores_every_message is the regression test
+of a history writer bug (see its comment).
 """
 import asyncio
 import json
@@ -365,3 +368,50 @@ def test_soak(start_server, tmp_path):
         len(missing), sorted(missing)[:10])
     print("soak: %d messages stored, each once; all %d acknowledged ones among them"
           % (len(stored), len(stats.acked)))
+
+
+def test_trickle_with_a_short_flush_stores_every_message(start_server, tmp_path):
+    """Regression: when the history writer woke to commit a batch with
+    nothing new to take, and a message came while it committed, the loop
+    found the ring empty and restarted it at offset 0, but the writer then
+    put the tail back where it had been: it went on reading bytes that
+    were no record or old ones ("write failed: constraint failed"), lost
+    what followed (792 of 5,862 acknowledged messages in 15 s) and never
+    stopped on SIGTERM. Found by the valgrind run of
+    test_history. One client says a line, waits for it, pauses 0.5-3 ms,
+    for 5 s, with a commit every millisecond."""
+    db = str(tmp_path / "trickle.db")
+    server = start_server("--rate", "0", "--history", db, "--history-flush-ms", "1",
+                          "--history-replay", "0")
+    rng = random.Random(SEED)
+
+    async def body():
+        acked = []
+        async with websockets.connect(server.url + "?name=trickle", open_timeout=OPEN_TIMEOUT,
+                                      ping_interval=None) as ws:
+            await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT)  # welcome
+            end = time.monotonic() + 5
+            i = 0
+            while time.monotonic() < end:
+                i += 1
+                text = "m-trickle-%d" % i
+                await ws.send(text)
+                while (await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT)) != "[lobby] trickle: " + text:
+                    pass
+                acked.append(text)
+                await asyncio.sleep(rng.uniform(0.0005, 0.003))
+        return acked
+
+    acked = asyncio.run(asyncio.wait_for(body(), 60 * SCALE))
+    rc = server.terminate(signal.SIGTERM, timeout=10)
+    assert rc == 0, "chat-cli did not stop cleanly on SIGTERM (%r): %s" % (rc, server.stderr_text()[-2000:])
+    con = sqlite3.connect(db)
+    try:
+        stored = dict(con.execute("SELECT CAST(text AS TEXT), COUNT(*) FROM events WHERE kind = 1 "
+                                  "GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    missing = [m for m in acked if m not in stored]
+    assert not missing, "%d of %d acknowledged messages not stored, e.g. %r" % (
+        len(missing), len(acked), missing[:5])
+    assert all(n == 1 for n in stored.values())
