@@ -38,11 +38,16 @@ def wrap(argv):
 
 
 def report(path):
-    """valgrind's report (empty when clean or not under valgrind)."""
+    """valgrind's report (empty when clean or not under valgrind); a long
+    one is cut in the middle, so that the first error and the summary both
+    show in the last lines of a failure message."""
     if not path or not os.path.exists(path):
         return ""
     with open(path, errors="replace") as f:
-        return f.read()
+        text = f.read()
+    if len(text) > 1800:
+        text = text[:1400] + "\n[... valgrind report cut ...]\n" + text[-300:]
+    return text
 
 
 def forget(path):
