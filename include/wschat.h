@@ -108,7 +108,12 @@ enum wschat_option {
   WSCHAT_OPT_MODE = 1,              /* enum wschat_mode; default CHAT; only
                                        before listening */
   WSCHAT_OPT_MAX_MESSAGE,           /* bytes per message in; default 1 MiB */
-  WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client; 1 MiB */
+  WSCHAT_OPT_MAX_OUTPUT,            /* bytes queued out per client (each
+                                       frame counts 32 bytes more), judged
+                                       as output is queued: past it (beyond
+                                       what the socket takes) the client is
+                                       read no further and closed 1008;
+                                       default 1 MiB */
   WSCHAT_OPT_MAX_HEADER,            /* bytes of HTTP request head; 8192 */
   WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS,  /* to send the upgrade request and, if
                                        on_connect deferred, to decide;
@@ -150,6 +155,24 @@ enum wschat_option {
                                        first; one it drops costs nothing */
   WSCHAT_OPT_BURST,                 /* flood control: messages a client may
                                        send at once (1-1,000,000); 40 */
+  WSCHAT_OPT_MAX_CONNECTIONS,       /* connections at once; past it a new
+                                       one is answered HTTP 503 and closed
+                                       (open ones are unaffected); 0: no
+                                       limit; default 10,000 */
+  WSCHAT_OPT_MAX_PER_IP,            /* connections at once from one peer
+                                       address; past it HTTP 429; 0: no
+                                       limit; default 64 */
+  WSCHAT_OPT_MAX_OUTPUT_TOTAL,      /* bytes queued out by all clients
+                                       together (a broadcast counts once
+                                       per recipient; each queued frame
+                                       counts 32 bytes more); past it the
+                                       largest queues are closed first
+                                       with 1008; 0: no ceiling; default
+                                       256 MiB */
+  WSCHAT_OPT_MESSAGE_TIMEOUT_MS,    /* a message (all its frames) must
+                                       arrive within this long of its first
+                                       byte, else close 1008; 0: no limit;
+                                       default 30000 */
 };
 
 /*
@@ -191,6 +214,68 @@ WSCHAT_EXTERN int wschat_server_set_option(struct wschat_server *srv,
 WSCHAT_EXTERN int wschat_server_add_origin(struct wschat_server *srv,
                                            const char *origin);
 
+/* Empties the Origin allow-list (any origin may connect again until one is
+ * added): with wschat_server_add_origin(), a new list at run time (a
+ * reload). Clients already open stay. Loop thread only. */
+WSCHAT_EXTERN void wschat_server_clear_origins(struct wschat_server *srv);
+
+/*
+ * Identity: JSON Web Tokens (RFC 7519). Once a key is set, every WebSocket
+ * upgrade must carry a valid token, before on_connect (docs/PROTOCOL.md,
+ * "Identity"): in an "Authorization: Bearer TOKEN" header, in an offered
+ * subprotocol "wschat.token.TOKEN" (what a browser can send), or in
+ * ?token=TOKEN. A request without one, or with a bad or expired one, is
+ * answered 401 with WWW-Authenticate (the application never hears of it:
+ * no on_connect, no on_disconnect); a browser's (a request with an Origin
+ * header) is upgraded and closed at once with 4001 and the reason, which a
+ * browser can read. A token is signed with HS256 (the secret), RS256 or
+ * ES256 (the public key); its header's alg must name a key that is set,
+ * so "none" and an HS256 token made with the public key are refused. Its
+ * claims: exp (required), nbf and iat (optional; 5 s of clock skew),
+ * name, or else sub: the client's name (a valid name; ?name= is ignored,
+ * the name is reserved while the client is connected, a second connection
+ * with it is refused 409 or closed 4009, and the client cannot rename
+ * itself: "! forbidden", or the JSON error forbidden); rooms (optional: an
+ * array of room names the client may join; absent: any; lobby is always
+ * allowed, as every client lands there). When exp passes, the client is
+ * closed with 4003 "token expired": get a new token and reconnect. In
+ * on_connect, wschat_client_name() already returns the token's name; the
+ * application may still name the client otherwise there, and its
+ * own calls (wschat_client_join(), _rename()) are not restricted. Plain
+ * HTTP requests (GET /healthz, routes) need no token. The token is never
+ * logged, is cut out of wschat_client_query() and wschat_client_protocols(),
+ * and is never chosen as the subprotocol.
+ */
+
+/*
+ * Sets the HS256 secret: len bytes (32 to 4096: RFC 7518 asks for at least
+ * the hash's 32), copied; secret NULL with len 0 removes it (then, without
+ * a public key, no token is needed any more). May be set together with a
+ * public key; each token's alg picks which one checks it.
+ * Thread: the loop's (or before it runs); applies to requests decided
+ * after the call.
+ * Returns 0, WSCHAT_EINVAL (srv NULL, or len out of range) or
+ * WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_set_jwt_secret(struct wschat_server *srv,
+                                               const void *secret,
+                                               size_t len);
+
+/*
+ * Sets the public key that checks RS256 (an RSA key of at least 2048 bits)
+ * or ES256 (a P-256 key) tokens: pem holds len bytes of a PEM
+ * "-----BEGIN PUBLIC KEY-----" block (`openssl pkey -pubout` writes one);
+ * parsed and kept, pem is not. pem NULL removes the key. One public key at
+ * a time: a second call replaces the first.
+ * Thread: the loop's (or before it runs); applies to requests decided
+ * after the call.
+ * Returns 0, WSCHAT_EINVAL (srv NULL; not such a key: a certificate, a
+ * private key, another curve, a short RSA key) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_set_jwt_public_key(struct wschat_server *srv,
+                                                   const char *pem,
+                                                   size_t len);
+
 /*
  * Starts listening on host (an IPv4 or IPv6 literal, e.g. "127.0.0.1",
  * "0.0.0.0", "::1", "::"; NULL means "127.0.0.1") and port (0 picks a free
@@ -230,10 +315,105 @@ typedef void (*wschat_shutdown_cb)(struct wschat_server *srv, void *user);
  * when its close handshake completes or after the close timeout. Rooms are
  * not told of each leave (the hooks still run). A client whose on_connect
  * was deferred is answered 503. Calls cb (if not NULL) once at the end.
+ * During a drain (wschat_server_drain()), closes the clients left at once
+ * (1001) and returns 0.
  * Returns 0 or WSCHAT_ESTATE (already shutting down).
  */
 WSCHAT_EXTERN int wschat_server_shutdown(struct wschat_server *srv,
                                          wschat_shutdown_cb cb, void *user);
+
+/* ---------------------------------------------------------------------- */
+/* Logs: structured events (listen, connect, disconnect, refuse, drain,
+ * shutdown), each an event name and fields, handed to the application's
+ * callback, which renders them (chat-cli writes text or JSON lines to
+ * stderr). Nothing is logged without a callback. */
+
+enum wschat_log_level {
+  WSCHAT_LOG_ERROR = 0, /* the server cannot do what it should */
+  WSCHAT_LOG_WARN,      /* a client closed for misbehaving (1002, 1007,
+                           1008, 1009), out of memory (1011) */
+  WSCHAT_LOG_INFO,      /* listen, refusals, drain, shutdown */
+  WSCHAT_LOG_DEBUG,     /* every connect and disconnect */
+};
+
+/* One field of an event: a string (str not NULL) or a number (num). */
+struct wschat_log_field {
+  const char *key;
+  const char *str;
+  int64_t num;
+};
+
+/*
+ * The events, and their fields (always in this order):
+ * - "listen" (info): host, port.
+ * - "connect" (debug): id, peer, path.
+ * - "disconnect" (debug; warn for the codes above): id, peer, code,
+ *   duration_ms.
+ * - "refuse" (info): peer, status, reason ("max_connections", "per_ip",
+ *   "origin", "other").
+ * - "drain" (info): clients, ms. "shutdown" (info): clients.
+ * The pointers are valid during the call only. Called on the loop thread.
+ */
+typedef void (*wschat_log_cb)(int level, const char *event,
+                              const struct wschat_log_field *fields,
+                              size_t nfields, void *user);
+
+/*
+ * Sets the log callback (NULL: none) and the most detailed level passed
+ * to it (an enum wschat_log_level; events above it cost one comparison).
+ * May be called at any time, e.g. to change the level. Loop thread only.
+ */
+WSCHAT_EXTERN void wschat_server_set_log(struct wschat_server *srv,
+                                         wschat_log_cb cb, void *user,
+                                         int level);
+
+/* "error", "warn", "info" or "debug" ("?" for another number). */
+WSCHAT_EXTERN const char *wschat_log_level_name(int level);
+
+/*
+ * Starts a drain, for deploys without a reconnect storm: stops listening
+ * at once (new connections are refused), then closes the open clients in
+ * batches spread evenly over ms milliseconds (a batch every 100 ms, the
+ * last at ms), each with close code 1012 "service restart" (RFC 6455's
+ * "come back later": a JSON client reconnects and resumes with since).
+ * Until its batch, a client chats as usual; rooms are not told of each
+ * leave. An upgrade request that is deferred, or completes during the
+ * drain, is answered 503; plain HTTP requests (a scrape of /metrics) are
+ * answered. Ends like wschat_server_shutdown(): cb (if not NULL) runs
+ * once, when every client is gone and the server holds no handle.
+ *
+ * wschat_server_shutdown() during a drain closes the clients left at once
+ * with 1001 (its cb, if not NULL, replaces this one). ms 0 is
+ * wschat_server_shutdown(srv, cb, user). Embedders that only call
+ * wschat_server_shutdown() keep its behaviour: a drain is never implied.
+ *
+ * Loop thread only. Returns 0, WSCHAT_EINVAL (ms over a day) or
+ * WSCHAT_ESTATE (already draining or shutting down).
+ */
+WSCHAT_EXTERN int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
+                                      wschat_shutdown_cb cb, void *user);
+
+/*
+ * Writes the server's counters and gauges in the Prometheus text
+ * exposition format, version 0.0.4 (serve it with the content type
+ * "text/plain; version=0.0.4"): connections (now, by state; accepted;
+ * WebSocket upgrades; refused, by reason), rooms, messages and bytes in
+ * and out, deliveries of chat events, closes by code, slow-consumer and
+ * rate-limit closes, queued output, the loop's lag, and the history
+ * writer's counters when a store is open. Every metric name starts with
+ * "wschat_"; the list and the meaning of each are in the HELP lines.
+ *
+ * Writes at most cap bytes into buf (NUL-terminated when cap > 0; buf may
+ * be NULL when cap is 0) and returns the length of the whole text, not
+ * counting the NUL: if that is cap or more, the text was cut; call again
+ * with a larger buffer (16 KiB is ample). It never allocates.
+ *
+ * The counters are exact and cost one increment each where they happen.
+ * Loop thread only (like the counters it reads). chat-cli serves it on
+ * GET /metrics through wschat_server_route().
+ */
+WSCHAT_EXTERN size_t wschat_server_metrics(struct wschat_server *srv,
+                                           char *buf, size_t cap);
 
 /*
  * Frees a server. Call it after the shutdown callback has run (or if the
@@ -496,9 +676,11 @@ typedef void (*wschat_history_cb)(struct wschat_server *srv, const char *room,
 /*
  * Reads the last limit (1-10,000) stored events of room with an id below
  * before (0: the newest), without waiting on disk: cb runs later on the
- * loop thread (during shutdown at the latest). Loop thread.
- * Returns 0, WSCHAT_EINVAL, WSCHAT_EROOM, WSCHAT_ENOHISTORY,
- * WSCHAT_ETOOMANY (the store is busy: try later) or WSCHAT_ENOMEM.
+ * loop thread (during shutdown at the latest). Loop thread, while the
+ * server listens (the answer comes back through its post queue).
+ * Returns 0, WSCHAT_EINVAL, WSCHAT_EROOM, WSCHAT_ENOHISTORY, WSCHAT_ESTATE
+ * (not listening, or shut down), WSCHAT_ETOOMANY (the store is busy: try
+ * later) or WSCHAT_ENOMEM.
  */
 WSCHAT_EXTERN int wschat_server_read_history(struct wschat_server *srv,
                                              const char *room, size_t limit,
@@ -671,8 +853,9 @@ WSCHAT_EXTERN const char *wschat_client_name(const struct wschat_client *client)
 WSCHAT_EXTERN const char *wschat_client_room(const struct wschat_client *client);
 /* Returns the peer address as text ("127.0.0.1:53211", "[::1]:5000"). */
 WSCHAT_EXTERN const char *wschat_client_peer(const struct wschat_client *client);
-/* Returns the request path ("/chat") and query ("name=bob", or "" if none);
- * valid until the client is gone. */
+/* Returns the request path ("/chat") and query ("name=bob", or "" if none;
+ * with identity, any token= parameter cut out); valid until the client is
+ * gone. */
 WSCHAT_EXTERN const char *wschat_client_path(const struct wschat_client *client);
 WSCHAT_EXTERN const char *wschat_client_query(const struct wschat_client *client);
 /* Returns the negotiated subprotocol, or "" if none (valid until gone). */
@@ -756,8 +939,8 @@ WSCHAT_EXTERN int wschat_client_set_room(struct wschat_client *client,
 
 /*
  * The Sec-WebSocket-Protocol values the client offered, in its order, as
- * one comma-separated list exactly as sent ("" if none); valid until the
- * client is open.
+ * one comma-separated list exactly as sent ("" if none; with identity, the
+ * "wschat.token." entry cut out); valid until the client is open.
  */
 WSCHAT_EXTERN const char *
 wschat_client_protocols(const struct wschat_client *client);

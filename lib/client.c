@@ -172,8 +172,9 @@ int wschat_client_set_protocol(struct wschat_client *c, const char *proto) {
     return 0;
   }
   if (!wschat__http_header_has_token(c->conn.http, "Sec-WebSocket-Protocol",
-                                     proto))
-    return WSCHAT_EINVAL;
+                                     proto) ||
+      wschat__ident_is_token_protocol(proto, strlen(proto)))
+    return WSCHAT_EINVAL; /* a token entry is never echoed back */
   char *copy = strdup(proto);
   if (copy == NULL)
     return WSCHAT_ENOMEM;
@@ -368,6 +369,29 @@ int wschat_server_add_origin(struct wschat_server *srv, const char *origin) {
   if (srv == NULL)
     return WSCHAT_EINVAL;
   return wschat__session_add_origin(&srv->sess, origin);
+}
+
+int wschat_server_set_jwt_secret(struct wschat_server *srv,
+                                 const void *secret, size_t len) {
+  if (srv == NULL)
+    return WSCHAT_EINVAL;
+  return wschat__token_set_secret(&srv->sess.keys, secret, len);
+}
+
+int wschat_server_set_jwt_public_key(struct wschat_server *srv,
+                                     const char *pem, size_t len) {
+  if (srv == NULL)
+    return WSCHAT_EINVAL;
+  return wschat__token_set_public_key(&srv->sess.keys, pem, len);
+}
+
+void wschat_server_clear_origins(struct wschat_server *srv) {
+  if (srv == NULL)
+    return;
+  struct wschat__session_env *env = &srv->sess;
+  for (size_t i = 0; i < env->norigins; i++)
+    free(env->origins[i]);
+  env->norigins = 0; /* the array is kept for the next list */
 }
 
 int wschat_server_reserve_name(struct wschat_server *srv, const char *name) {

@@ -56,10 +56,24 @@ static void mark_dirty(struct wschat__conn *c) {
     c->env->cbs->mark_dirty(c);
 }
 
+/* Keeps the server's total of queued output in step with a change of c's
+ * queue, whose cost was before (unsigned arithmetic: either direction). */
+static void settle(struct wschat__conn *c, size_t before) {
+  *c->env->queued_total -= before - wschat__outq_cost(&c->q);
+}
+
+/* More than this many pongs queued within one loop turn, and the peer
+ * gets only the latest of the pings that follow until the flush. */
+#define PONG_BURST 16
+
 /* ---- lifecycle ---- */
 
 void wschat__conn_release(struct wschat__conn *c) {
+  *c->env->queued_total -= wschat__outq_cost(&c->q);
   wschat__outq_free(&c->q);
+  wschat__frame_unref(c->pong);
+  wschat__frame_unref(c->pong_next);
+  c->pong = c->pong_next = NULL;
   wschat__ws_free(&c->ws);
   free_req(c);
 }
@@ -69,6 +83,8 @@ static void end(struct wschat__conn *c, int code) {
   if (c->ended || !c->notify_end)
     return;
   c->ended = 1;
+  if (c->upgraded) /* else an HTTP answer: counted as a refusal or not */
+    wschat__metrics_close(c->env->metrics, code);
   c->env->cbs->on_end(c, code);
 }
 
@@ -139,8 +155,10 @@ static void after_ws(struct wschat__conn *c) {
 static void ws_on_message(void *user, int opcode, const uint8_t *msg,
                           size_t len) {
   struct wschat__conn *c = user;
-  if (c->state == WSCHAT__CONN_OPEN)
+  if (c->state == WSCHAT__CONN_OPEN) {
+    c->env->metrics->msgs_in++;
     c->env->cbs->on_message(c, opcode, msg, len);
+  }
 }
 
 static void ws_on_close(void *user, int code) {
@@ -159,16 +177,70 @@ static void ws_on_fail(void *user, int code) {
 
 static void ws_on_pong(void *user) { ((struct wschat__conn *)user)->ping_out = 0; }
 
+/* Queues f as the pong (takes the caller's reference). */
+static void queue_pong(struct wschat__conn *c, struct wschat__frame *f) {
+  if (wschat__conn_push_raw(c, f) != 0) {
+    wschat__frame_unref(f);
+    wschat__conn_doom(c, 1011);
+    return;
+  }
+  wschat__frame_unref(c->pong);
+  c->pong = wschat__frame_ref(f); /* ours: refs > 1 while it is queued */
+  if (c->pong_burst < 255)
+    c->pong_burst++;
+}
+
+/* A ping: answered at once, unless the last pong is still queued and
+ * either stayed unsent through a flush (the peer does not read) or this
+ * turn has queued PONG_BURST already; then the answer waits in
+ * c->pong_next, replaced by each later ping, until the last pong is
+ * written (RFC 6455, 5.5.3: answering only the latest ping is allowed). */
+static void ws_on_ping(void *user, const uint8_t *payload, size_t len) {
+  struct wschat__conn *c = user;
+  if (c->state != WSCHAT__CONN_OPEN || c->doom)
+    return; /* nothing after our close frame */
+  struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_PONG, payload, len);
+  if (f == NULL) {
+    wschat__conn_doom(c, 1011);
+    return;
+  }
+  int waiting = c->pong != NULL && c->pong->refs > 1;
+  wschat__frame_unref(c->pong_next); /* superseded either way */
+  c->pong_next = NULL;
+  if (waiting && (c->pong_stuck || c->pong_burst >= PONG_BURST)) {
+    c->pong_next = f;
+    return;
+  }
+  queue_pong(c, f);
+}
+
+/* The waiting answer goes once the last pong is written, if c is still
+ * open (never after our close frame). */
+static void pong_promote(struct wschat__conn *c) {
+  if (c->pong_next == NULL || c->pong->refs > 1)
+    return;
+  struct wschat__frame *f = c->pong_next;
+  c->pong_next = NULL;
+  if (c->state == WSCHAT__CONN_OPEN && !c->doom)
+    queue_pong(c, f);
+  else
+    wschat__frame_unref(f);
+}
+
 static int ws_push(void *user, struct wschat__frame *f) {
   return wschat__conn_push_raw(user, f);
 }
 
+/* A doomed connection is read no further: nothing more from the read
+ * buffer at hand is handled either. */
 static int ws_is_open(void *user) {
-  return ((struct wschat__conn *)user)->state == WSCHAT__CONN_OPEN;
+  struct wschat__conn *c = user;
+  return c->state == WSCHAT__CONN_OPEN && !c->doom;
 }
 
 static const struct wschat__ws_cbs ws_cbs = {
-    ws_on_message, ws_on_close, ws_on_fail, ws_on_pong, ws_push, ws_is_open,
+    ws_on_message, ws_on_close, ws_on_fail, ws_on_pong,
+    ws_on_ping,    ws_push,     ws_is_open,
 };
 
 /* ---- writing ---- */
@@ -176,6 +248,7 @@ static const struct wschat__ws_cbs ws_cbs = {
 int wschat__conn_push_raw(struct wschat__conn *c, struct wschat__frame *f) {
   if (wschat__outq_push(&c->q, f) != 0)
     return -1;
+  *c->env->queued_total += f->len + WSCHAT__OUTQ_SLOT;
   mark_dirty(c);
   return 0;
 }
@@ -199,7 +272,21 @@ void wschat__conn_doom(struct wschat__conn *c, int code) {
   if (c->state != WSCHAT__CONN_OPEN || c->doom)
     return;
   c->doom = (uint16_t)code;
+  if (code == 1008) /* a doom is 1008 only for a slow consumer */
+    c->env->metrics->slow_consumer++;
+  /* Read no more (the rest of the read at hand is dropped too, see
+   * ws_is_open): a client over its cap gets no more chance to add. */
+  S(c)->ops->read_stop(S(c));
   mark_dirty(c);
+}
+
+void wschat__conn_shed(struct wschat__conn *c, int code) {
+  if (c->state != WSCHAT__CONN_OPEN || c->doom)
+    return;
+  wschat__conn_doom(c, code);
+  size_t before = wschat__outq_cost(&c->q);
+  wschat__outq_discard_unsent(&c->q);
+  settle(c, before);
 }
 
 void wschat__conn_deliver_failed(struct wschat__conn *c,
@@ -207,8 +294,37 @@ void wschat__conn_deliver_failed(struct wschat__conn *c,
   /* Out of memory: close at the flush, not here (we may be in the middle
    * of walking this client's room). */
   wschat__frame_unref(f); /* the reference taken for the queue */
-  c->doom = 1011;
-  mark_dirty(c);
+  wschat__conn_doom(c, 1011);
+}
+
+void wschat__conn_write_now(struct wschat__conn *c) {
+  if (c->state == WSCHAT__CONN_DEAD || c->q.inflight != 0)
+    return; /* a background write is pending: the socket is full */
+  struct wschat__stream *s = S(c);
+  uv_buf_t *iov = c->env->iov;
+  while (!wschat__outq_empty(&c->q)) {
+    size_t nb, total = wschat__outq_iov(&c->q, iov, c->env->iov_max, &nb);
+    int r = s->ops->try_write(s, iov, (unsigned)nb);
+    if (r <= 0)
+      return; /* full; or an error, which the flush meets again */
+    size_t before = wschat__outq_cost(&c->q);
+    c->env->metrics->bytes_out += (size_t)r;
+    wschat__outq_consume(&c->q, (size_t)r);
+    settle(c, before);
+    if ((size_t)r < total)
+      return;
+  }
+}
+
+void wschat__conn_over_cap(struct wschat__conn *c) {
+  const struct wschat__conn_env *env = c->env;
+  if (wschat__outq_cost(&c->q) > env->max_output) {
+    wschat__conn_write_now(c);
+    if (wschat__outq_backlog_cost(&c->q) > env->max_output)
+      wschat__conn_doom(c, 1008);
+  }
+  if (*env->queued_total > env->max_output_total)
+    env->cbs->over_total(c);
 }
 
 /* The queue is empty and the close is done: send FIN, then wait for the
@@ -232,8 +348,11 @@ static void on_written(struct wschat__stream *s, int status) {
     wschat__conn_drop(c, c->end_code);
     return;
   }
+  size_t before = wschat__outq_cost(&c->q);
+  c->env->metrics->bytes_out += c->q.inflight;
   wschat__outq_consume(&c->q, c->q.inflight);
   c->q.inflight = 0;
+  settle(c, before);
   wschat__conn_flush(c);
 }
 
@@ -248,18 +367,25 @@ void wschat__conn_flush(struct wschat__conn *c) {
     return;
   if (c->q.inflight == 0)
     write_queue(c);
+  c->pong_burst = 0;
+  c->pong_stuck = c->pong != NULL && c->pong->refs > 1;
   if (c->state != WSCHAT__CONN_OPEN)
     return;
-  if (!c->doom && wschat__outq_backlog(&c->q) > c->env->max_output)
-    c->doom = 1008;
+  if (!c->doom &&
+      wschat__outq_backlog_cost(&c->q) > c->env->max_output)
+    wschat__conn_doom(c, 1008);
   if (c->doom) {
     /* Over the cap (or out of memory): drop the backlog (nobody else waits
      * for it) and close; the close frame waits behind what the kernel
      * already has. */
+    size_t before = wschat__outq_cost(&c->q);
     wschat__outq_discard_unsent(&c->q);
+    settle(c, before);
     wschat__conn_close(c, c->doom,
                        c->doom == 1008 ? "slow consumer" : "out of memory");
     c->shut = 1; /* do not wait for a peer that does not read */
+    if (c->state == WSCHAT__CONN_CLOSING)
+      S(c)->ops->read_start(S(c)); /* again: to see the peer's close */
     if (c->q.inflight == 0 && c->state != WSCHAT__CONN_DEAD)
       write_queue(c);
   }
@@ -270,7 +396,10 @@ void wschat__conn_flush(struct wschat__conn *c) {
 static void write_queue(struct wschat__conn *c) {
   uv_buf_t *iov = c->env->iov;
   struct wschat__stream *s = S(c);
-  while (!wschat__outq_empty(&c->q)) {
+  for (;;) {
+    pong_promote(c);
+    if (wschat__outq_empty(&c->q))
+      break;
     size_t nb, total = wschat__outq_iov(&c->q, iov, c->env->iov_max, &nb);
     uv_buf_t one;
     const uv_buf_t *bufs = iov;
@@ -293,7 +422,10 @@ static void write_queue(struct wschat__conn *c) {
       wschat__conn_drop(c, c->end_code);
       return;
     }
+    size_t before = wschat__outq_cost(&c->q);
+    c->env->metrics->bytes_out += (size_t)r;
     wschat__outq_consume(&c->q, (size_t)r);
+    settle(c, before);
     if ((size_t)r == total)
       continue;
     /* The socket is full: the rest goes in the background. */
@@ -333,6 +465,12 @@ static void feed(struct wschat__conn *c, uint8_t *data, size_t len) {
     wschat__conn_drop(c, 1011);
     return;
   }
+  /* The clock of a message that has begun and not ended (the sweep
+   * closes it after message_timeout_ms). */
+  if (wschat__ws_scan_between_messages(&c->ws.scan))
+    c->msg_since_ms = 0;
+  else if (c->msg_since_ms == 0)
+    c->msg_since_ms = now_ms(c) ? now_ms(c) : 1; /* 0 means "between" */
   after_ws(c);
 }
 
@@ -346,6 +484,9 @@ int wschat__conn_upgrade(struct wschat__conn *c, const char *bytes,
     free_req(c); /* else wschat__conn_resume() feeds the input, then frees */
   c->state = WSCHAT__CONN_OPEN;
   c->upgraded = 1;
+  c->env->metrics->upgraded++;
+  c->opened_ms = now_ms(c);
+  c->env->cbs->on_open(c);
   c->deadline_ms = 0;
   if (c->held_back) {
     c->held_back = 0;
@@ -419,6 +560,7 @@ static void on_read(struct wschat__stream *s, ssize_t n, char *data) {
     wschat__conn_drop(c, c->state == WSCHAT__CONN_CLOSING ? c->end_code : 1006);
     return;
   }
+  c->env->metrics->bytes_in += (size_t)n;
   c->since_ms = now_ms(c);
   c->ping_out = 0; /* any byte from the peer proves it is alive */
   if (c->state == WSCHAT__CONN_OPEN)
@@ -496,6 +638,14 @@ void wschat__conn_sweep(struct wschat__conn *c, uint64_t now) {
     }
     break;
   case WSCHAT__CONN_OPEN:
+    if (c->msg_since_ms && env->message_timeout_ms &&
+        now >= c->msg_since_ms + env->message_timeout_ms) {
+      /* A message trickling in (kept alive by pings or single bytes)
+       * holds its buffer: it has message_timeout_ms to arrive whole. */
+      wschat__conn_close(c, 1008, "message took too long");
+      c->shut = 1;
+      break;
+    }
     if (c->ping_out) {
       if (now >= c->deadline_ms) {
         wschat__conn_close(c, 1011, "ping timeout");
@@ -520,6 +670,10 @@ void wschat__conn_sweep(struct wschat__conn *c, uint64_t now) {
       /* Idle: give back the wslay context and the queue array. */
       wschat__ws_trim(&c->ws);
       wschat__outq_trim(&c->q);
+      if (c->pong != NULL && c->pong->refs == 1 && c->pong_next == NULL) {
+        wschat__frame_unref(c->pong);
+        c->pong = NULL;
+      }
     }
     break;
   case WSCHAT__CONN_CLOSING:

@@ -1,8 +1,10 @@
 /*
  * conn: one connection's life, from accept to close callback: the HTTP
  * request while it is read, the WebSocket framing after the upgrade (ws),
- * the output queue (outq) and its corked writes, deadlines (handshake,
- * ping, close), the close handshake and the lingering close.
+ * the output queue (outq), its cap (judged as output is queued) and its
+ * corked writes, the answers to pings, deadlines (handshake, ping, close,
+ * the time a message may take), the close handshake and the lingering
+ * close.
  *
  * What it hands up, through the server's struct wschat__conn_cbs: a
  * complete HTTP request, each whole message, the end of the connection
@@ -26,12 +28,14 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "metrics.h"
 #include "outq.h"
 #include "stream.h"
 #include "ws.h"
 
 struct wschat__http;
 struct wschat__frame;
+struct wschat__log;
 struct wschat__conn;
 
 enum wschat__conn_state {
@@ -55,8 +59,14 @@ struct wschat__conn_cbs {
   void (*on_end)(struct wschat__conn *c, int code);
   /* The stream is closed: free c now. */
   void (*on_closed)(struct wschat__conn *c);
+  /* c was upgraded: it is a WebSocket now (for the log). */
+  void (*on_open)(struct wschat__conn *c);
   /* c has output: flush it at the end of this loop turn. */
   void (*mark_dirty)(struct wschat__conn *c);
+  /* The output queued by all connections passed max_output_total while
+   * something was queued for c: close the largest queues (never here
+   * inline: the caller may be walking a room, so closing means dooming). */
+  void (*over_total)(struct wschat__conn *c);
 };
 
 /* What all connections of a server share (owned by the server). */
@@ -64,8 +74,16 @@ struct wschat__conn_env {
   uv_loop_t *loop;
   const struct wschat__conn_cbs *cbs;
   size_t max_message, max_output, max_header;
+  /* Output queued by all connections (WSCHAT__OUTQ_SLOT per frame
+   * included; a shared frame counts once per queue holding it), kept
+   * exact by every change of a queue, and its ceiling. */
+  size_t *queued_total;
+  size_t max_output_total;
+  struct wschat__metrics *metrics; /* the server's counters */
+  const struct wschat__log *log;   /* the server's log callback */
   uint64_t handshake_timeout_ms, ping_interval_ms, ping_timeout_ms,
       close_timeout_ms;
+  uint64_t message_timeout_ms; /* for a message to arrive whole; 0: none */
   char *rbuf; /* the shared read buffer */
   size_t rbuf_len;
   uv_buf_t *iov; /* scratch for writev, iov_max entries */
@@ -87,16 +105,26 @@ struct wschat__conn {
   uint8_t held_back;  /* a decision is deferred: reading stopped */
   uint8_t upgraded;   /* answered 101: the bytes are WebSocket frames */
   uint16_t doom; /* close code to apply at the next flush (1008 slow
-                    consumer, 1011 out of memory); nothing more is queued */
+                    consumer, 1011 out of memory); nothing more is queued
+                    and nothing more is read */
   uint16_t end_code;    /* close code sent or received */
+  uint8_t pong_burst;   /* pongs queued since the last flush */
+  uint8_t pong_stuck;   /* c->pong stayed unsent through a flush */
   /* The queue next to the state and flags above: a delivery reads and
    * writes only these, in one or two cache lines per recipient. */
   struct wschat__outq q;
   uint64_t since_ms;    /* last bytes from the peer (or accept time) */
   uint64_t deadline_ms; /* handshake, ping or close deadline; 0 if none */
+  uint64_t msg_since_ms; /* a message began arriving then; 0: between */
   struct wschat__http *http; /* owned while the request is decided (with
                                 the input held back meanwhile) */
+  /* Pongs (one reference each): the last one queued, while we keep it to
+   * know whether it is still unsent (refs > 1); and the answer to the
+   * latest ping, waiting for it to go. At most these two per connection
+   * whatever the peer sends. */
+  struct wschat__frame *pong, *pong_next;
   struct wschat__ws ws;
+  uint64_t opened_ms; /* when it was upgraded (the log's duration) */
 };
 
 /* Accepts one pending connection into c (zeroed by the caller).
@@ -127,12 +155,21 @@ int wschat__conn_push_raw(struct wschat__conn *c, struct wschat__frame *f);
 void wschat__conn_deliver_failed(struct wschat__conn *c,
                                  struct wschat__frame *f);
 
+/* The slow side of wschat__conn_deliver(): c's queue passed its cap, or
+ * all queues passed theirs. A queue over its cap is first offered to the
+ * socket (a fast reader handed a burst within one loop turn takes it at
+ * once); what the kernel does not take beyond the frame being written is
+ * a backlog, and over the cap it dooms c (1008 "slow consumer": c is
+ * neither read nor sent to any more, and closed at the flush). Over the
+ * total, the server closes the largest queues first. */
+void wschat__conn_over_cap(struct wschat__conn *c);
+
 /* Delivers a data frame: adds a reference (the caller keeps its own) if
- * the connection is open. Never blocks anyone: the flush closes a client
- * whose unwritten backlog passes the output cap with 1008. No cap check
- * here: within a loop turn a fast reader may be handed more than the cap,
- * which the kernel then takes at once; the flush judges. Inline: it runs
- * once per recipient of every broadcast. */
+ * the connection is open. Never blocks anyone: the cap is judged here, as
+ * output is queued (see wschat__conn_over_cap()), and again at the flush.
+ * Inline: it runs once per recipient of every broadcast; beyond the push,
+ * its cost is one addition to the server's total, one increment of its
+ * count of messages sent, and two comparisons. */
 static inline void wschat__conn_deliver(struct wschat__conn *c,
                                         struct wschat__frame *f) {
   if (c->state != WSCHAT__CONN_OPEN || c->doom)
@@ -141,8 +178,14 @@ static inline void wschat__conn_deliver(struct wschat__conn *c,
     wschat__conn_deliver_failed(c, f);
     return;
   }
+  const struct wschat__conn_env *env = c->env;
+  env->metrics->msgs_out++;
+  size_t total = *env->queued_total += f->len + WSCHAT__OUTQ_SLOT;
+  if (wschat__outq_cost(&c->q) > env->max_output ||
+      total > env->max_output_total)
+    wschat__conn_over_cap(c);
   if (!c->dirty)
-    c->env->cbs->mark_dirty(c);
+    env->cbs->mark_dirty(c);
 }
 
 /* Marks an open connection for closing with code at the next flush
@@ -162,6 +205,15 @@ void wschat__conn_drop(struct wschat__conn *c, int code);
 /* The periodic sweep: handshake, ping and close deadlines; trimming of
  * idle connections. */
 void wschat__conn_sweep(struct wschat__conn *c, uint64_t now);
+
+/* Dooms c with code (as wschat__conn_doom()) and drops its unsent
+ * backlog now, so that its memory is given back at once (the server's
+ * shedding of the largest queues). */
+void wschat__conn_shed(struct wschat__conn *c, int code);
+
+/* Writes what the socket takes now from c's queue, without waiting and
+ * without closing anything (safe while a room is walked). */
+void wschat__conn_write_now(struct wschat__conn *c);
 
 /* Frees what c owns (from on_closed, before freeing c). */
 void wschat__conn_release(struct wschat__conn *c);

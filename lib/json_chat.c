@@ -384,6 +384,10 @@ void wschat__json_slow_down(struct wschat_client *c, int kind) {
   slow_down(c, kind, NULL);
 }
 
+void wschat__json_forbidden(struct wschat_client *c, const char *message) {
+  send_error(c, WSCHAT__JERR_FORBIDDEN, message, NULL);
+}
+
 /* The request's own bucket (joins, leaves, names, whispers): 1 if it goes
  * on. Every request took a token of the common bucket already. */
 static int admitted(struct wschat_client *c, const struct wschat__json_req *q) {
@@ -416,6 +420,13 @@ static void dispatch(struct wschat_client *c, const struct wschat__json_req *q) 
                  q->room ? q->room : (m->nrooms ? "?" : "any room"), q->ref);
     return;
   case WSCHAT__JREQ_JOIN:
+    if (!wschat__ident_may_join(c, q->room)) {
+      char msg[WSCHAT_ROOM_MAX + 48];
+      snprintf(msg, sizeof(msg), "#%s is not among your token's rooms",
+               q->room);
+      send_error(c, WSCHAT__JERR_FORBIDDEN, msg, q->ref);
+      return;
+    }
     req_join(c, q);
     return;
   case WSCHAT__JREQ_LEAVE:
@@ -424,6 +435,11 @@ static void dispatch(struct wschat_client *c, const struct wschat__json_req *q) 
       chat_error(c, rc, 1, q->room ? q->room : "any room", q->ref);
     return;
   case WSCHAT__JREQ_NICK:
+    if (c->ident != NULL) {
+      send_error(c, WSCHAT__JERR_FORBIDDEN, "your name comes from your token",
+                 q->ref);
+      return;
+    }
     if (strcmp(q->name, m->name) == 0) {
       char msg[80];
       snprintf(msg, sizeof(msg), "you are already %s", m->name);

@@ -38,4 +38,8 @@ void wschat__json_message(struct wschat_client *c, const char *text,
  * WSCHAT__ADMIT_WARN for a bucket of kind): an error rate_limited. */
 void wschat__json_slow_down(struct wschat_client *c, int kind);
 
+/* An error forbidden with message (what the client's token does not
+ * allow), outside any request. */
+void wschat__json_forbidden(struct wschat_client *c, const char *message);
+
 #endif

@@ -26,6 +26,7 @@ static const char *const code_names[WSCHAT__JERR_COUNT] = {
     [WSCHAT__JERR_RATE_LIMITED] = "rate_limited",
     [WSCHAT__JERR_UNAVAILABLE] = "unavailable",
     [WSCHAT__JERR_INTERNAL] = "internal",
+    [WSCHAT__JERR_FORBIDDEN] = "forbidden",
 };
 
 const char *wschat__json_code_name(int code) {

@@ -36,7 +36,7 @@ enum wschat__json_type {
  * wire spelling is wschat__json_code_name(). The decoder produces the
  * first six and internal; the others answer what the chat core refuses
  * (wschat__json_code_of()) or what the server decides (rate_limited,
- * unavailable). */
+ * unavailable, forbidden). */
 enum wschat__json_code {
   WSCHAT__JERR_NONE = 0,
   WSCHAT__JERR_BAD_JSON,     /* not JSON, not one object, a duplicate key,
@@ -57,6 +57,8 @@ enum wschat__json_code {
   WSCHAT__JERR_RATE_LIMITED,
   WSCHAT__JERR_UNAVAILABLE, /* e.g. history asked of a server without it */
   WSCHAT__JERR_INTERNAL,    /* out of memory or another server fault */
+  WSCHAT__JERR_FORBIDDEN,   /* the client's token does not allow it (a room
+                               outside its rooms; a rename) */
   WSCHAT__JERR_COUNT
 };
 

@@ -47,6 +47,13 @@ size_t wschat__outq_backlog(const struct wschat__outq *q) {
   return q->bytes - (q->v[q->head]->len - q->off);
 }
 
+size_t wschat__outq_backlog_cost(const struct wschat__outq *q) {
+  if (q->head == q->tail)
+    return 0;
+  return wschat__outq_backlog(q) +
+         (size_t)(q->tail - q->head - 1) * WSCHAT__OUTQ_SLOT;
+}
+
 void wschat__outq_trim(struct wschat__outq *q) {
   if (q->head != q->tail || q->inflight != 0)
     return;

@@ -25,6 +25,13 @@ struct wschat__outq {
                                pending exactly when this is not 0 */
 };
 
+/* What one queued slot costs beyond its frame's bytes, for the caps: the
+ * slot pointer with the array's growth slack, and, for a frame made for
+ * one client (a reply, a pong), its header and the allocator's overhead.
+ * A broadcast frame shared by many queues costs less than this per queue;
+ * a 2-byte pong costs about this much more than its 2 bytes. */
+#define WSCHAT__OUTQ_SLOT 32
+
 /* The slow side of wschat__outq_push(): makes room first. */
 int wschat__outq_push_grow(struct wschat__outq *q, struct wschat__frame *f);
 
@@ -76,9 +83,17 @@ static inline size_t wschat__outq_iov(const struct wschat__outq *q,
   *nb = n;
   return total;
 }
+/* What the queue holds, as the caps judge it: its bytes plus
+ * WSCHAT__OUTQ_SLOT per queued frame. Inline: one addition. */
+static inline size_t wschat__outq_cost(const struct wschat__outq *q) {
+  return q->bytes + (size_t)(q->tail - q->head) * WSCHAT__OUTQ_SLOT;
+}
 /* Bytes beyond the frame being written (what the kernel would not take
  * beyond it: one message larger than a cap is not a backlog by itself). */
 size_t wschat__outq_backlog(const struct wschat__outq *q);
+/* The backlog as the caps judge it: plus WSCHAT__OUTQ_SLOT per frame
+ * behind the one being written. */
+size_t wschat__outq_backlog_cost(const struct wschat__outq *q);
 static inline int wschat__outq_empty(const struct wschat__outq *q) {
   return q->head == q->tail;
 }

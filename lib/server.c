@@ -12,6 +12,7 @@
 
 #include "command.h"
 #include "frame.h"
+#include "http.h"
 #include "session.h"
 #include "utf8.h"
 
@@ -72,11 +73,148 @@ static void mark_dirty(struct wschat__conn *conn) {
   srv->dirty[(srv->dirty_head + srv->ndirty++) % srv->conns_cap] = c;
 }
 
+/* ---- limits on connections ---- */
+
+/* How many clients of one peer address are admitted. */
+struct wschat__peer_count {
+  size_t n;
+  char addr[INET6_ADDRSTRLEN]; /* the key in srv->peers */
+};
+
+/* At most this many refusals (their HTTP answer being written) at once;
+ * past it a connection over a limit is closed without an answer. */
+#define REFUSING_MAX 1024
+
+/* The address of c's peer, without the port: the unit of the per-address
+ * limit. */
+static void peer_addr(struct wschat_client *c, char *out, size_t cap) {
+  char peer[INET6_ADDRSTRLEN + 16];
+  wschat__conn_peer(&c->conn, peer, sizeof(peer));
+  char *colon = strrchr(peer, ':');
+  if (colon != NULL)
+    *colon = '\0';
+  const char *a = peer;
+  if (*a == '[') {
+    a++;
+    size_t n = strlen(a);
+    if (n > 0 && a[n - 1] == ']')
+      peer[n] = '\0'; /* the ']' (a starts one byte into peer) */
+  }
+  size_t n = strlen(a);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(out, a, n);
+  out[n] = '\0';
+}
+
+/* Answers a connection over a limit at once, before its request: an HTTP
+ * status and close. No hook runs: it never made a request. */
+static void refuse(struct wschat_server *srv, struct wschat_client *c,
+                   int status, const char *why) {
+  wschat__metrics_refused(&c->conn,
+                          status == 503 ? WSCHAT__REFUSED_MAX_CONNECTIONS
+                                        : WSCHAT__REFUSED_PER_IP,
+                          status);
+  if (srv->nrefusing >= REFUSING_MAX) {
+    wschat__conn_drop(&c->conn, status);
+    return;
+  }
+  c->admission = 2;
+  srv->nrefusing++;
+  char buf[256];
+  size_t n = wschat__http_write_response(buf, sizeof(buf), status, why, 0);
+  wschat__conn_respond(&c->conn, status, buf, n);
+}
+
+/* A new connection: counted, or refused with 503 (the server is full) or
+ * 429 (its address has max_per_ip already). */
+static void admit(struct wschat_server *srv, struct wschat_client *c) {
+  if (srv->max_connections && srv->nadmitted >= srv->max_connections) {
+    refuse(srv, c, 503, "too many connections, try again later");
+    return;
+  }
+  struct wschat__peer_count *p = NULL;
+  if (srv->max_per_ip) {
+    char addr[INET6_ADDRSTRLEN];
+    peer_addr(c, addr, sizeof(addr));
+    p = wschat__map_get(&srv->peers, addr);
+    if (p != NULL && p->n >= srv->max_per_ip) {
+      refuse(srv, c, 429, "too many connections from your address");
+      return;
+    }
+    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
+      memcpy(p->addr, addr, sizeof(p->addr));
+      if (wschat__map_put(&srv->peers, p->addr, p) != 0) {
+        free(p); /* no memory: this one is not counted by address */
+        p = NULL;
+      }
+    }
+    if (p != NULL)
+      p->n++;
+  }
+  c->peer = p;
+  c->admission = 1;
+  srv->nadmitted++;
+}
+
+static void unadmit(struct wschat_server *srv, struct wschat_client *c) {
+  if (c->admission == 2)
+    srv->nrefusing--;
+  if (c->admission != 1)
+    return;
+  srv->nadmitted--;
+  struct wschat__peer_count *p = c->peer;
+  if (p != NULL && --p->n == 0) {
+    wschat__map_del(&srv->peers, p->addr);
+    free(p);
+  }
+  c->peer = NULL;
+  c->admission = 0;
+}
+
+/* ---- the ceiling on queued output ---- */
+
+/* The output queued by all clients passed max_output_total: the largest
+ * queues are closed first (1008), each after the socket took what it
+ * could (a fast reader handed a burst is not a slow one), until the total
+ * is an eighth under the ceiling. Dooms only: safe while a room is
+ * walked. */
+static void shed(struct wschat_server *srv) {
+  const struct wschat__conn_env *env = &srv->sess.conn;
+  if (srv->shedding)
+    return;
+  srv->shedding = 1;
+  size_t low = env->max_output_total - env->max_output_total / 8;
+  while (srv->queued_total > low) {
+    struct wschat__conn *big = NULL;
+    size_t most = 0;
+    for (size_t i = 0; i < srv->nconns; i++) {
+      struct wschat__conn *k = &srv->conns[i]->conn;
+      size_t cost = wschat__outq_cost(&k->q);
+      if (k->state == WSCHAT__CONN_OPEN && !k->doom && cost > most) {
+        most = cost;
+        big = k;
+      }
+    }
+    if (big == NULL)
+      break;
+    wschat__conn_write_now(big); /* each turn empties or closes one */
+    if (!wschat__outq_empty(&big->q))
+      wschat__conn_shed(big, 1008);
+  }
+  srv->shedding = 0;
+}
+
+static void over_total(struct wschat__conn *conn) {
+  shed(wschat__client_of(conn)->srv);
+}
+
 static void close_handles(struct wschat_server *srv);
 
 static void on_closed(struct wschat__conn *conn) {
   struct wschat_client *c = wschat__client_of(conn);
   struct wschat_server *srv = c->srv;
+  unadmit(srv, c);
   if (conn->dirty)
     for (size_t i = 0; i < srv->ndirty; i++)
       if (srv->dirty[(srv->dirty_head + i) % srv->conns_cap] == c)
@@ -89,16 +227,84 @@ static void on_closed(struct wschat__conn *conn) {
     close_handles(srv);
 }
 
+/* ---- the log of connections ---- */
+
+/* The request's path and the peer's address, kept by the session as
+ * "path\0query\0peer\0" ("" before the request). */
+static void path_and_peer(const struct wschat_client *c, const char **path,
+                          const char **peer) {
+  *path = *peer = "";
+  if (c->path == NULL)
+    return;
+  *path = c->path;
+  const char *query = *path + strlen(*path) + 1;
+  *peer = query + strlen(query) + 1;
+}
+
+static void on_open(struct wschat__conn *conn) {
+  struct wschat_client *c = wschat__client_of(conn);
+  const struct wschat__log *log = &c->srv->log;
+  if (!wschat__log_on(log, WSCHAT_LOG_DEBUG))
+    return;
+  const char *path, *peer;
+  path_and_peer(c, &path, &peer);
+  struct wschat_log_field f[] = {
+      {"id", NULL, (int64_t)c->member.id},
+      {"peer", peer, 0},
+      {"path", path, 0},
+  };
+  wschat__log_event(log, WSCHAT_LOG_DEBUG, "connect", f, 3);
+}
+
+/* A WebSocket's end: a line at debug, or at warn for a close that says
+ * the client (or the server's memory) failed. Then the session's end. */
+static void on_end(struct wschat__conn *conn, int code) {
+  struct wschat_client *c = wschat__client_of(conn);
+  const struct wschat__log *log = &c->srv->log;
+  int level = code == 1002 || code == 1007 || code == 1008 || code == 1009 ||
+                      code == 1011
+                  ? WSCHAT_LOG_WARN
+                  : WSCHAT_LOG_DEBUG;
+  if (conn->upgraded && wschat__log_on(log, level)) {
+    const char *path, *peer;
+    path_and_peer(c, &path, &peer);
+    struct wschat_log_field f[] = {
+        {"id", NULL, (int64_t)c->member.id},
+        {"peer", peer, 0},
+        {"code", NULL, code},
+        {"duration_ms", NULL,
+         (int64_t)(uv_now(c->srv->loop) - conn->opened_ms)},
+    };
+    wschat__log_event(log, level, "disconnect", f, 4);
+  }
+  wschat__session_on_end(conn, code);
+}
+
+void wschat_server_set_log(struct wschat_server *srv, wschat_log_cb cb,
+                           void *user, int level) {
+  if (srv == NULL)
+    return;
+  srv->log.cb = cb;
+  srv->log.user = user;
+  srv->log.level = level;
+}
+
 static const struct wschat__conn_cbs conn_cbs = {
-    wschat__session_on_request, wschat__session_on_message,
-    wschat__session_on_end,     on_closed,
+    wschat__session_on_request,
+    wschat__session_on_message,
+    on_end,
+    on_closed,
+    on_open,
     mark_dirty,
+    over_total,
 };
 
 /* Flushes every client that has output: once per loop turn. New clients
  * may become dirty while we go (a close tells a room): they are flushed in
  * the same pass. */
 static void flush_dirty(struct wschat_server *srv) {
+  if (srv->queued_total > srv->sess.conn.max_output_total)
+    shed(srv); /* what was queued without a check (pongs, closes) */
   while (srv->ndirty > 0) {
     struct wschat_client *c = srv->dirty[srv->dirty_head];
     srv->dirty_head = (srv->dirty_head + 1) % srv->conns_cap;
@@ -120,6 +326,24 @@ static void on_sweep(uv_timer_t *t) {
     wschat__conn_sweep(&srv->conns[i]->conn, now);
 }
 
+/* Loop lag: the lag timer is due every LAG_PERIOD_MS; how much later than
+ * that it runs is the time the loop spent on something else (a long
+ * callback, a burst of input) before it could get to the timer. */
+#define LAG_PERIOD_MS 100
+
+static void on_lag(uv_timer_t *t) {
+  struct wschat_server *srv = t->data;
+  struct wschat__metrics *m = &srv->metrics;
+  uint64_t hr = uv_hrtime();
+  if (m->lag_prev_hr != 0) {
+    uint64_t due = m->lag_prev_hr + (uint64_t)LAG_PERIOD_MS * 1000000;
+    m->lag_last_ns = hr > due ? hr - due : 0;
+    if (m->lag_last_ns > m->lag_max_ns)
+      m->lag_max_ns = m->lag_last_ns;
+  }
+  m->lag_prev_hr = hr;
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   struct wschat_server *srv = listener->data;
   if (status < 0)
@@ -129,9 +353,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     /* Take the connection off the listener anyway: libuv polls it again
      * only once it is accepted. */
     free(c);
+    srv->metrics.accepted++;
+    srv->metrics.refused[WSCHAT__REFUSED_OTHER]++;
     wschat__stream_tcp_refuse(srv->loop, listener, &srv->spare);
     return;
   }
+  srv->metrics.accepted++;
   c->srv = srv;
   c->member.id = ++srv->next_id;
   c->member.client = c;
@@ -140,10 +367,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     if (!closing) {
       server_remove(srv, c);
       free(c);
+      srv->metrics.refused[WSCHAT__REFUSED_OTHER]++;
       wschat__stream_tcp_refuse(srv->loop, listener, &srv->spare);
     }
     return; /* on_closed frees it */
   }
+  admit(srv, c);
 }
 
 /* ---- cross-thread requests ---- */
@@ -232,6 +461,14 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   env->max_message = 1 << 20;
   env->max_output = 1 << 20;
   env->max_header = 8192;
+  env->queued_total = &srv->queued_total;
+  env->metrics = &srv->metrics;
+  env->log = &srv->log;
+  env->max_output_total = (size_t)256 << 20;
+  env->message_timeout_ms = 30000;
+  srv->max_connections = 10000;
+  srv->max_per_ip = 64;
+  wschat__map_init(&srv->peers);
   env->handshake_timeout_ms = 10000;
   env->ping_interval_ms = 20000;
   env->ping_timeout_ms = 20000;
@@ -331,6 +568,25 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
       return WSCHAT_EINVAL;
     srv->chat.quiet_room = (size_t)v;
     return 0;
+  case WSCHAT_OPT_MAX_CONNECTIONS:
+  case WSCHAT_OPT_MAX_PER_IP:
+    if (v < 0 || v > (int64_t)1 << 30)
+      return WSCHAT_EINVAL;
+    if (opt == WSCHAT_OPT_MAX_CONNECTIONS)
+      srv->max_connections = (size_t)v;
+    else
+      srv->max_per_ip = (size_t)v;
+    return 0;
+  case WSCHAT_OPT_MAX_OUTPUT_TOTAL:
+    if (v != 0 && (v < 1024 || v > (int64_t)1 << 46))
+      return WSCHAT_EINVAL;
+    env->max_output_total = v ? (size_t)v : SIZE_MAX;
+    return 0;
+  case WSCHAT_OPT_MESSAGE_TIMEOUT_MS:
+    if (v < 0 || v > day_ms)
+      return WSCHAT_EINVAL;
+    env->message_timeout_ms = (uint64_t)v;
+    return 0;
   case WSCHAT_OPT_HISTORY_REPLAY:
     if (v < 0 || v > 10000)
       return WSCHAT_EINVAL;
@@ -356,6 +612,8 @@ static uint64_t sweep_period(const struct wschat_server *srv) {
     p = env->handshake_timeout_ms;
   if (env->close_timeout_ms < p)
     p = env->close_timeout_ms;
+  if (env->message_timeout_ms && env->message_timeout_ms < p)
+    p = env->message_timeout_ms;
   p /= 4;
   return p < 20 ? 20 : p > 1000 ? 1000 : p;
 }
@@ -401,8 +659,11 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_prepare_init(srv->loop, &srv->prepare);
   uv_check_init(srv->loop, &srv->check);
   uv_timer_init(srv->loop, &srv->sweep);
-  srv->prepare.data = srv->check.data = srv->sweep.data = srv;
-  srv->handles_open += 3;
+  uv_timer_init(srv->loop, &srv->lag);
+  uv_timer_init(srv->loop, &srv->drain);
+  srv->prepare.data = srv->check.data = srv->sweep.data = srv->lag.data =
+      srv->drain.data = srv;
+  srv->handles_open += 5;
   if (wschat__post_open(&srv->posts, srv->loop) == 0) {
     srv->posts_open = 1;
     srv->handles_open++;
@@ -411,7 +672,10 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_check_start(&srv->check, on_check);
   uint64_t period = sweep_period(srv);
   uv_timer_start(&srv->sweep, on_sweep, period, period);
+  uv_timer_start(&srv->lag, on_lag, LAG_PERIOD_MS, LAG_PERIOD_MS);
   srv->listening = 1;
+  struct wschat_log_field f[] = {{"host", host, 0}, {"port", NULL, srv->port}};
+  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "listen", f, 2);
   return 0;
 }
 
@@ -469,6 +733,8 @@ static void close_handles(struct wschat_server *srv) {
   uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
   uv_close((uv_handle_t *)&srv->check, on_handle_closed);
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->lag, on_handle_closed);
+  uv_close((uv_handle_t *)&srv->drain, on_handle_closed);
   /* The store writes what it has; its answers to reads are posted. */
   wschat__server_close_history(srv);
   /* What was posted runs now; nothing more is taken. */
@@ -476,40 +742,139 @@ static void close_handles(struct wschat_server *srv) {
     wschat__post_close(&srv->posts, on_post_closed);
 }
 
-int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
-                           void *user) {
-  if (srv == NULL)
-    return WSCHAT_EINVAL;
-  if (srv->sess.shutting_down)
-    return WSCHAT_ESTATE;
+/* Closes every client at once: open ones with code and reason, deferred
+ * ones answered 503, ones still sending their request dropped. Clients
+ * leave the array only in close callbacks, so it stays whole. A client
+ * inside its on_connect is answered 503 when that returns. */
+static void close_all(struct wschat_server *srv, int code,
+                      const char *reason) {
+  for (size_t i = 0; i < srv->nconns; i++) {
+    struct wschat_client *c = srv->conns[i];
+    if (c->in_connect)
+      continue;
+    if (c->conn.state == WSCHAT__CONN_OPEN)
+      wschat__conn_close(&c->conn, code, reason);
+    else if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred)
+      wschat__session_decide(c);
+    else if (c->conn.state == WSCHAT__CONN_HTTP)
+      wschat__conn_drop(&c->conn, code);
+  }
+}
+
+/* Stops listening and starts closing: the part shutdown and drain share.
+ * Returns 1 if the server never listened (cb has run: nothing to do). */
+static int begin_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
+                          void *user) {
   srv->on_shutdown = cb;
   srv->on_shutdown_user = user;
   if (!srv->listening) {
     srv->sess.shutting_down = 3;
     if (cb)
       cb(srv, user);
-    return 0;
+    return 1;
   }
   srv->sess.shutting_down = 1;
-  srv->chat.silent_leaves = 1;
-  wschat__post_drain(&srv->posts);
+  srv->chat.silent_leaves = 1; /* nobody hears of each leave: O(n), not n^2 */
   uv_close(&srv->listener.handle, on_handle_closed);
-  /* Clients leave the array only in close callbacks, so it stays whole. A
-   * client inside its on_connect is answered 503 when that returns; a
-   * deferred one now. */
-  for (size_t i = 0; i < srv->nconns; i++) {
-    struct wschat_client *c = srv->conns[i];
-    if (c->in_connect)
-      continue;
-    if (c->conn.state == WSCHAT__CONN_OPEN)
-      wschat__conn_close(&c->conn, 1001, "server shutting down");
-    else if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred)
-      wschat__session_decide(c);
-    else if (c->conn.state == WSCHAT__CONN_HTTP)
-      wschat__conn_drop(&c->conn, 1001);
+  return 0;
+}
+
+int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
+                           void *user) {
+  if (srv == NULL)
+    return WSCHAT_EINVAL;
+  if (srv->draining && srv->sess.shutting_down == 1) {
+    /* During a drain: the rest now. */
+    srv->draining = 0;
+    uv_timer_stop(&srv->drain);
+    if (cb) {
+      srv->on_shutdown = cb;
+      srv->on_shutdown_user = user;
+    }
+    struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->nconns}};
+    wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "shutdown", f, 1);
+    wschat__post_drain(&srv->posts);
+    close_all(srv, 1001, "server shutting down");
+    return 0;
   }
+  if (srv->sess.shutting_down)
+    return WSCHAT_ESTATE;
+  if (begin_shutdown(srv, cb, user))
+    return 0;
+  struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->nconns}};
+  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "shutdown", f, 1);
+  wschat__post_drain(&srv->posts);
+  close_all(srv, 1001, "server shutting down");
   if (srv->nconns == 0)
     close_handles(srv);
+  return 0;
+}
+
+/* One batch of a drain: enough open clients closed (1012) that batch k of
+ * n has closed floor(k/n) of those open when the drain began (so 2 clients
+ * over 3 s go at 1.5 s and 3 s, not at 0.1 s); the last batch closes
+ * everyone left, as a shutdown does. */
+static void on_drain(uv_timer_t *t) {
+  struct wschat_server *srv = t->data;
+  if (!srv->draining)
+    return;
+  unsigned k = ++srv->drain_batch;
+  if (k >= srv->drain_batches) {
+    srv->draining = 0;
+    uv_timer_stop(&srv->drain);
+    wschat__post_drain(&srv->posts);
+    close_all(srv, 1012, "service restart");
+    return;
+  }
+  size_t target =
+      (size_t)(srv->drain_total * (uint64_t)k / srv->drain_batches);
+  /* From the end: a client that goes is replaced by the last one, so the
+   * ones before i are never skipped. */
+  for (size_t i = srv->nconns; i > 0 && srv->drain_closed < target; i--) {
+    struct wschat_client *c = srv->conns[i - 1];
+    if (c->conn.state != WSCHAT__CONN_OPEN || c->in_connect)
+      continue;
+    wschat__conn_close(&c->conn, 1012, "service restart");
+    srv->drain_closed++;
+  }
+}
+
+int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
+                        wschat_shutdown_cb cb, void *user) {
+  if (srv == NULL || ms > 86400000)
+    return WSCHAT_EINVAL;
+  if (ms == 0)
+    return wschat_server_shutdown(srv, cb, user);
+  if (srv->sess.shutting_down)
+    return WSCHAT_ESTATE;
+  if (begin_shutdown(srv, cb, user))
+    return 0;
+  /* The deferred are answered 503 now; a request still on its way is
+   * answered 503 when it is whole (a plain one, e.g. a scrape of
+   * /metrics, is answered as usual). */
+  for (size_t i = 0; i < srv->nconns; i++) {
+    struct wschat_client *c = srv->conns[i];
+    if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred && !c->in_connect)
+      wschat__session_decide(c);
+  }
+  if (srv->nconns == 0) {
+    close_handles(srv);
+    return 0;
+  }
+  srv->draining = 1;
+  srv->drain_batch = 0;
+  srv->drain_batches = (unsigned)(ms / WSCHAT__DRAIN_TICK_MS);
+  if (srv->drain_batches == 0)
+    srv->drain_batches = 1;
+  srv->drain_total = 0;
+  srv->drain_closed = 0;
+  for (size_t i = 0; i < srv->nconns; i++)
+    srv->drain_total += srv->conns[i]->conn.state == WSCHAT__CONN_OPEN;
+  struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->drain_total},
+                                 {"ms", NULL, (int64_t)ms}};
+  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "drain", f, 2);
+  uint64_t tick = ms / srv->drain_batches;
+  uv_timer_start(&srv->drain, on_drain, tick, tick);
   return 0;
 }
 
@@ -524,6 +889,7 @@ int wschat_server_free(struct wschat_server *srv) {
   wschat__routes_free(&srv->routes);
   wschat__post_free(&srv->posts);
   wschat__session_env_free(&srv->sess);
+  wschat__map_free(&srv->peers); /* empty: every client is gone */
   wschat__frame_unref(srv->sess.conn.ping_frame);
   free(srv->sess.conn.iov);
   free(srv->conns);

@@ -19,6 +19,9 @@
 
 #include "chat.h"
 #include "conn.h"
+#include "log.h"
+#include "map.h"
+#include "metrics.h"
 #include "post.h"
 #include "route.h"
 #include "session.h"
@@ -29,6 +32,7 @@
 #define WSCHAT__READ_BUF (64 * 1024)
 #define WSCHAT__IOV 1024
 #define WSCHAT__GATHER (16 * 1024)
+#define WSCHAT__DRAIN_TICK_MS 100
 
 struct wschat_server {
   uv_loop_t *loop;
@@ -41,6 +45,8 @@ struct wschat_server {
   uv_prepare_t prepare; /* flush before the loop blocks */
   uv_check_t check;     /* flush after I/O callbacks */
   uv_timer_t sweep;
+  uv_timer_t lag;             /* measures the loop's lateness (metrics) */
+  uv_timer_t drain;           /* closes the next batch of a drain */
   struct wschat__spare spare; /* refuses connections when memory is short */
   int listening;
   int listener_closing; /* a failed listen's handle is still closing */
@@ -55,10 +61,28 @@ struct wschat_server {
 
   wschat_shutdown_cb on_shutdown;
   void *on_shutdown_user;
+  /* A drain (wschat_server_drain()): batches 1..drain_batches, one every
+   * WSCHAT__DRAIN_TICK_MS; after batch k, k/drain_batches of the clients
+   * open at its start (drain_total) are closed (drain_closed so far). */
+  int draining;
+  unsigned drain_batch, drain_batches;
+  size_t drain_total, drain_closed;
 
   /* connections */
   struct wschat_client **conns; /* owned array; not the clients */
   size_t nconns, conns_cap;
+  /* Limits on connections, judged at accept (0: none), and what they
+   * count: clients not refused, and clients per peer address (a map from
+   * the address as text to an owned struct wschat__peer_count). */
+  size_t max_connections, max_per_ip;
+  size_t nadmitted, nrefusing;
+  struct wschat__map peers;
+  /* Output queued by every client (see struct wschat__conn_env) and
+   * whether the largest queues are being closed right now. */
+  size_t queued_total;
+  int shedding;
+  struct wschat__metrics metrics; /* counters (metrics.h) */
+  struct wschat__log log;         /* the application's log callback */
   uint64_t next_id;
   /* Clients to flush, a ring of conns_cap slots (owned): a client is in
    * it at most once at a time, so it never overflows and marking never

@@ -136,6 +136,8 @@ int wschat_server_read_history(struct wschat_server *srv, const char *room,
   struct wschat__history *h = srv->history;
   if (h == NULL)
     return WSCHAT_ENOHISTORY;
+  if (!srv->posts_open || srv->sess.shutting_down >= 2)
+    return WSCHAT_ESTATE; /* answers come back through the post queue */
   struct app_read *r = malloc(sizeof(*r));
   if (r == NULL)
     return WSCHAT_ENOMEM;

@@ -6,7 +6,10 @@
  * then the request is decided: refused with an HTTP status, or answered
  * 101 and the client enters the chat (welcome, room). A plain request goes
  * to the routes. A browser's upgrade from an origin off the allow-list is
- * refused 403 before on_connect.
+ * refused 403 before on_connect. With identity configured, a request
+ * without a valid token is refused next, also before on_connect: 401, or
+ * for a browser (a request with an Origin header, which cannot read a
+ * status) the upgrade and then a close with 4001.
  *
  * A message: on_message sees it first; then (chat mode) flood control
  * takes a token (wschat__session_admit()), a text line longer than
@@ -50,6 +53,7 @@ void wschat__session_env_free(struct wschat__session_env *env) {
   free(env->origins);
   env->origins = NULL;
   env->norigins = env->origins_cap = 0;
+  wschat__token_keys_free(&env->keys);
 }
 
 int wschat__session_set_option(struct wschat__session_env *env, int opt,
@@ -195,6 +199,7 @@ int wschat__session_admit(struct wschat_client *c, int kind) {
       return WSCHAT__ADMIT_WARN;
   }
   wschat__conn_close(&c->conn, 1008, "rate limit");
+  env->conn.metrics->rate_limited++;
   return WSCHAT__ADMIT_CLOSED;
 }
 
@@ -291,11 +296,65 @@ static void free_hs(struct wschat_client *c) {
   c->hs = NULL;
 }
 
+/* Does the request come from a browser (which sends an Origin header with
+ * every WebSocket upgrade, and cannot read the status of a refusal)? */
+static int from_browser(const struct wschat__http *h) {
+  return wschat__http_header_next(h, "Origin", NULL) != NULL;
+}
+
+/* Sets the refusal that open_client() sends after the upgrade. */
+static void refuse_after_upgrade(struct wschat_client *c, int code,
+                                 const char *reason) {
+  c->reject_code = (uint16_t)code;
+  free(c->hs->reject_reason);
+  c->hs->reject_reason = strdup(reason); /* NULL: a close without reason */
+}
+
+static void open_client(struct wschat_client *c);
+
+/* Refuses a request for its identity: status (with a WWW-Authenticate
+ * header for 401), or, for a browser, the upgrade then a close with code;
+ * reason says why (never quoting the token). */
+static void refuse_identity(struct wschat_client *c, int status, int code,
+                            const char *reason) {
+  if (from_browser(c->conn.http)) {
+    refuse_after_upgrade(c, code, reason);
+    open_client(c);
+    return;
+  }
+  if (status == 401) {
+    struct wschat__headers hs = {c->hs->headers, c->hs->headers_len,
+                                 c->hs->nheaders};
+    if (wschat__headers_add(&hs, "WWW-Authenticate",
+                            "Bearer realm=\"wschat\"") == 0) {
+      c->hs->headers = hs.buf;
+      c->hs->headers_len = hs.len;
+      c->hs->nheaders = hs.n;
+    }
+  }
+  respond_status(c, status, reason);
+}
+
+/* A text client is refused something its token does not allow. */
+static void reply_forbidden(struct wschat_client *c, const char *what) {
+  char line[160];
+  int n = snprintf(line, sizeof(line), "! forbidden: %s", what);
+  wschat__session_reply(NULL, &c->member, line, (size_t)n);
+}
+
 /* Accepts the upgrade: 101, then the chat (or echo) begins. */
 static void open_client(struct wschat_client *c) {
   const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = c->conn.http;
   char accept[29], buf[8192];
+  /* A token's name is one connection's at a time. */
+  if (c->ident && !c->reject_code && wschat__ident_claim(c) != 0) {
+    if (!from_browser(h)) {
+      respond_status(c, 409, "name in use");
+      return;
+    }
+    refuse_after_upgrade(c, WSCHAT__CLOSE_NAME_IN_USE, "name in use");
+  }
   /* A chat client offering the JSON subprotocol gets it, unless the
    * application chose a subprotocol itself. */
   if (env->mode == WSCHAT_MODE_CHAT && c->protocol == NULL &&
@@ -333,7 +392,15 @@ static void open_client(struct wschat_client *c) {
                                       room);
     if (rc != 0)
       wschat__conn_close(&c->conn, 1011, "out of memory");
+    else if (c->ident_start_refused && json)
+      wschat__json_forbidden(c, "your token does not allow that room; you "
+                                "are in #lobby");
+    else if (c->ident_start_refused)
+      reply_forbidden(c, "your token does not allow that room; you are in "
+                         "#lobby");
   }
+  if (c->reject_code == 0)
+    wschat__ident_opened(c);
   c->hs = hs;
   free_hs(c);
 }
@@ -343,10 +410,12 @@ void wschat__session_decide(struct wschat_client *c) {
     return;
   c->deferred = 0;
   if (wschat__session_env(c)->shutting_down) {
+    wschat__metrics_refused(&c->conn, WSCHAT__REFUSED_OTHER, 503);
     respond_status(c, 503, "server shutting down");
     return;
   }
   if (c->reject_code >= 400 && c->reject_code <= 599) {
+    wschat__metrics_refused(&c->conn, WSCHAT__REFUSED_OTHER, c->reject_code);
     respond_status(c, c->reject_code,
                    c->hs->reject_reason ? c->hs->reject_reason
                                         : "connection refused");
@@ -360,6 +429,7 @@ void wschat__session_on_request(struct wschat__conn *conn) {
   const struct wschat__session_env *env = wschat__session_env(c);
   const struct wschat__http *h = conn->http;
   if (wschat__http_state(h) == WSCHAT__HTTP_FAILED) {
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_OTHER, h->status);
     char buf[1024];
     size_t n =
         wschat__http_write_response(buf, sizeof(buf), h->status, h->error, 0);
@@ -375,11 +445,19 @@ void wschat__session_on_request(struct wschat__conn *conn) {
    * malformed request. Without --origin any page may connect; an
    * application can then judge wschat_client_header(c, "Origin") itself. */
   if (!origin_allowed(env, h)) {
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_ORIGIN, 403);
     respond_status(c, 403, "origin not allowed");
     return;
   }
   if (save_request(c) != 0) {
+    wschat__metrics_refused(conn, WSCHAT__REFUSED_OTHER, 500);
     respond_status(c, 500, "out of memory");
+    return;
+  }
+  const char *why;
+  if (wschat__token_keys_any(&env->keys) &&
+      wschat__ident_request(c, &why) != 0) {
+    refuse_identity(c, 401, WSCHAT__CLOSE_UNAUTHORIZED, why);
     return;
   }
   conn->notify_end = 1; /* on_connect runs now: on_disconnect is owed */
@@ -446,6 +524,22 @@ static void text_message(struct wschat_client *c, const char *text,
                                                : WSCHAT__RATE_ANY;
   if (kind != WSCHAT__RATE_ANY && !admitted(c, kind))
     return;
+  if (c->ident && cmd.kind == WSCHAT__CMD_NICK) {
+    reply_forbidden(c, "your name comes from your token");
+    return;
+  }
+  if (c->ident && cmd.kind == WSCHAT__CMD_JOIN &&
+      wschat__room_valid(cmd.tail.p, cmd.tail.len)) {
+    char room[WSCHAT_ROOM_MAX + 1], what[WSCHAT_ROOM_MAX + 48];
+    memcpy(room, cmd.tail.p, cmd.tail.len);
+    room[cmd.tail.len] = '\0';
+    if (!wschat__ident_may_join(c, room)) {
+      snprintf(what, sizeof(what), "#%s is not among your token's rooms",
+               room);
+      reply_forbidden(c, what);
+      return;
+    }
+  }
   wschat__text_command(env->text, &c->member, &cmd);
 }
 
@@ -568,6 +662,7 @@ void wschat__session_on_end(struct wschat__conn *conn, int code) {
 }
 
 void wschat__session_free(struct wschat_client *c) {
+  wschat__ident_free(c);
   wschat__replay_detach(c);
   wschat__member_free(&c->member);
   free_hs(c);
@@ -577,18 +672,20 @@ void wschat__session_free(struct wschat_client *c) {
 
 /* ---- delivery ---- */
 
-/* One member: the frame of its view (built once per event and view). */
-static void deliver_one(struct wschat__member *m, struct wschat_event *ev,
-                        int variant) {
+/* One member: the frame of its view (built once per event and view).
+ * Returns 1 if the event was queued (or held behind a replay) for m. */
+static int deliver_one(struct wschat__member *m, struct wschat_event *ev,
+                       int variant) {
   struct wschat_client *c = m->client;
   if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
-    return;
+    return 0;
   int oom;
   struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
   if (f != NULL)
     wschat__replay_send(c, f); /* after its replay, if one is pending */
   else if (oom)
     wschat__conn_doom(&c->conn, 1011); /* closed at the flush */
+  return f != NULL;
 }
 
 void wschat__session_deliver(void *user, struct wschat__member *const *m,
@@ -601,22 +698,29 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
    * Anything else goes through the view. */
   struct wschat__frame *(*frames)[WSCHAT__VARIANTS] = ev->frames;
   int plain = ev->kind != WSCHAT_EVENT_NICK && variant == 0;
+  size_t delivered = 0; /* counted here, added to the metrics once */
+  struct wschat_client *c = NULL;
   for (size_t i = 0; i < n; i++) {
     struct wschat__member *mi = m[i];
     if (mi->id == skip)
       continue;
+    /* The client around the member, without loading mi->client. */
+    c = (struct wschat_client *)(void *)((char *)mi -
+                                         offsetof(struct wschat_client,
+                                                  member));
     unsigned v = mi->view;
     if (plain && v < WSCHAT__VIEWS && frames[v][0] != NULL) {
-      /* The client around the member, without loading mi->client. */
-      struct wschat_client *c =
-          (struct wschat_client *)(void *)((char *)mi -
-                                           offsetof(struct wschat_client,
-                                                    member));
+      /* The test conn_deliver makes first (the compiler merges them). */
+      if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
+        continue;
+      delivered++;
       wschat__conn_deliver(&c->conn, frames[v][0]);
       continue;
     }
-    deliver_one(mi, ev, variant);
+    delivered += (size_t)deliver_one(mi, ev, variant);
   }
+  if (c != NULL)
+    c->conn.env->metrics->deliveries += delivered;
 }
 
 /* ---- the text protocol's io ---- */

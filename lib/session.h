@@ -2,14 +2,16 @@
  * session: a client of the server: its connection (conn), its place in
  * the chat (member), and what binds them: the decision on its upgrade
  * request (the Origin allow-list, on_connect, deferral, name, room,
- * subprotocol, headers), its messages (on_message, then flood control and
+ * subprotocol, headers, and with identity configured its token: see
+ * session_ident.c), its messages (on_message, then flood control and
  * the line limit, then echo, or the text or JSON protocol), and delivery
  * of events in the client's view. struct wschat_client is defined here.
  *
  * Owns: the client's memory (freed in the conn's close callback, after
- * on_disconnect), its path and query, its negotiated subprotocol, and,
- * while it connects, its handshake extras; in the env, the chat's limits
- * and the Origin allow-list.
+ * on_disconnect), its path and query, its negotiated subprotocol, its
+ * identity (checked token, expiry timer) and, while it connects, its
+ * handshake extras; in the env, the chat's limits, the Origin allow-list
+ * and the identity keys.
  */
 #ifndef WSCHAT_SESSION_H
 #define WSCHAT_SESSION_H
@@ -20,6 +22,7 @@
 #include "conn.h"
 #include "rate.h"
 #include "room.h"
+#include "token.h"
 #include "wschat.h"
 
 struct wschat_server;
@@ -30,6 +33,8 @@ struct wschat__routes;
 struct wschat__history;
 struct wschat__held;
 struct wschat__read;
+struct wschat__peer_count;
+struct wschat__ident;
 
 /* The chat's default limits (WSCHAT_OPT_MAX_LINE, _RATE, _BURST). */
 #define WSCHAT__MAX_LINE_DEFAULT 65536
@@ -81,6 +86,8 @@ struct wschat__session_env {
    * request with an Origin header not in it is refused 403. */
   char **origins;
   size_t norigins, origins_cap;
+  /* Identity (owned): with any key, every upgrade needs a valid token. */
+  struct wschat__token_keys keys;
 };
 
 /* Sets the defaults of the session's own options (the server calls it
@@ -125,6 +132,10 @@ struct wschat_client {
   uint8_t in_connect;  /* inside on_connect */
   uint8_t deferred;    /* on_connect deferred the decision */
   uint16_t reject_code;
+  uint8_t admission;   /* server.c: 1 counted against the limits, 2
+                          refused at accept (503, 429), 0 neither */
+  struct wschat__peer_count *peer; /* server.c: this client's address in the
+                                      per-address count, or NULL */
   char *path;          /* owned: "path\0query\0peer\0" */
   char *protocol;      /* owned, or NULL: the negotiated subprotocol */
   struct wschat__hs *hs; /* owned while connecting */
@@ -145,6 +156,8 @@ struct wschat_client {
   uint8_t warns;
   uint32_t refused;
   uint64_t warn_at;
+  struct wschat__ident *ident; /* owned: the checked token, or NULL */
+  uint8_t ident_start_refused; /* its ?room= was not among its rooms */
   void *user_data;     /* the embedder's; never touched */
 };
 
@@ -156,6 +169,34 @@ static inline const struct wschat__session_env *
 wschat__session_env(const struct wschat_client *c) {
   return (const struct wschat__session_env *)c->conn.env;
 }
+
+/*
+ * Identity (session_ident.c). With a key configured, an upgrade request
+ * must carry a valid token (Authorization: Bearer, an offered subprotocol
+ * "wschat.token.TOKEN", or ?token=); see docs/PROTOCOL.md, "Identity".
+ */
+/* Close codes: no valid token (a browser's refusal; others get 401), the
+ * token expired while connected (get a new one and reconnect), the
+ * token's name is in use by another connection (others get 409). */
+#define WSCHAT__CLOSE_UNAUTHORIZED 4001
+#define WSCHAT__CLOSE_TOKEN_EXPIRED 4003
+#define WSCHAT__CLOSE_NAME_IN_USE 4009
+/* Finds and checks c's token (after the request is saved); cuts it out of
+ * the stored query and offered subprotocols either way. Returns 0 (c->ident
+ * set; its name and maybe its room chosen) or -1 with *why (static text,
+ * never the token's) for the refusal. */
+int wschat__ident_request(struct wschat_client *c, const char **why);
+/* Just before c is opened: takes (and reserves) its token's name. Returns
+ * 0, or -1 if another connection has that name. */
+int wschat__ident_claim(struct wschat_client *c);
+/* c is open: its expiry timer starts. */
+void wschat__ident_opened(struct wschat_client *c);
+/* May c join room? (Without identity, or for lobby: always.) */
+int wschat__ident_may_join(const struct wschat_client *c, const char *room);
+/* Is p (len bytes) the subprotocol entry that carries a token? */
+int wschat__ident_is_token_protocol(const char *p, size_t len);
+/* Frees c->ident (its timer closes later). */
+void wschat__ident_free(struct wschat_client *c);
 
 /* The conn upcalls (server.c installs them). */
 void wschat__session_on_request(struct wschat__conn *c);

@@ -270,22 +270,75 @@ static void cmd_history(const struct wschat__text *t, struct wschat__member *m,
     reply(t, m, "! out of memory, try again");
 }
 
-static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m) {
-  size_t n;
+/* /users and /rooms answer at most this many names a message: a bigger
+ * list comes in pages ("/users * 2"), so that one command cannot queue
+ * megabytes (flood control bounds how many are asked for). */
+#define LIST_PAGE 200
+
+/* The page of n items to show (from 1; 0: a bad page number), its first
+ * item in *from and its end in *to. */
+static size_t page_of(size_t n, unsigned long page, size_t *from,
+                      size_t *to) {
+  size_t pages = n ? (n + LIST_PAGE - 1) / LIST_PAGE : 1;
+  if (page < 1 || page > pages)
+    return 0;
+  *from = (page - 1) * LIST_PAGE;
+  *to = *from + LIST_PAGE < n ? *from + LIST_PAGE : n;
+  return pages;
+}
+
+/* "; page P of Q (N in all): /CMD P+1 for more" after a paged list. */
+static void sb_page(struct sbuf *b, unsigned long page, size_t pages,
+                    size_t n, const char *cmd) {
+  if (pages <= 1)
+    return;
+  char tail[160];
+  if ((size_t)page < pages)
+    snprintf(tail, sizeof(tail), " ... (page %lu of %zu, %zu in all: %s %lu "
+             "for more)", page, pages, n, cmd, page + 1);
+  else
+    snprintf(tail, sizeof(tail), " (page %lu of %zu, %zu in all)", page,
+             pages, n);
+  sb_adds(b, tail);
+}
+
+/* A page number: 1 when absent, 0 when not a number from 1. */
+static unsigned long page_arg(struct wschat__slice s) {
+  if (s.len == 0)
+    return 1;
+  unsigned long v = 0;
+  for (size_t i = 0; i < s.len; i++) {
+    if (s.p[i] < '0' || s.p[i] > '9' || v > 100000000)
+      return 0;
+    v = v * 10 + (unsigned long)(s.p[i] - '0');
+  }
+  return v;
+}
+
+static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m,
+                      unsigned long page) {
+  size_t n, from = 0, to = 0;
   struct wschat__room **v = wschat__rooms_sorted(&t->chat->rooms, &n);
-  if (v == NULL && t->chat->rooms.map.count > 0) {
-    reply(t, m, "! out of memory, try again"); /* not "* rooms:" (none) */
+  if (v == NULL) {
+    reply(t, m, "! out of memory, try again");
+    return;
+  }
+  size_t pages = page_of(n, page, &from, &to);
+  if (pages == 0) {
+    free(v);
+    reply(t, m, "! usage: /rooms [PAGE] (no such page)");
     return;
   }
   struct sbuf b = {0};
   sb_adds(&b, "* rooms:");
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = from; i < to; i++) {
     char count[32];
     snprintf(count, sizeof(count), " (%zu)", v[i]->n);
-    sb_adds(&b, i ? ", " : " ");
+    sb_adds(&b, i > from ? ", " : " ");
     sb_adds(&b, v[i]->name);
     sb_adds(&b, count);
   }
+  sb_page(&b, page, pages, n, "/rooms");
   free(v);
   sb_send(t, m, &b);
 }
@@ -296,7 +349,7 @@ static int by_member_name(const void *a, const void *b) {
 }
 
 static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
-                      int everybody) {
+                      int everybody, unsigned long page) {
   const struct wschat__rooms *rs = &t->chat->rooms;
   struct wschat__room *cur = wschat__member_room(m);
   size_t n = 0, cap = everybody ? rs->nall : cur->n;
@@ -311,6 +364,12 @@ static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
       v[n++] = o;
   }
   qsort(v, n, sizeof(*v), by_member_name);
+  size_t from = 0, to = 0, pages = page_of(n, page, &from, &to);
+  if (pages == 0) {
+    free(v);
+    reply(t, m, "! usage: /users or /users *");
+    return;
+  }
   struct sbuf b = {0};
   if (everybody) {
     sb_adds(&b, "* users:");
@@ -319,8 +378,8 @@ static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
     sb_adds(&b, cur->name);
     sb_adds(&b, ":");
   }
-  for (size_t i = 0; i < n; i++) {
-    sb_adds(&b, i ? ", " : " ");
+  for (size_t i = from; i < to; i++) {
+    sb_adds(&b, i > from ? ", " : " ");
     sb_adds(&b, v[i]->name);
     struct wschat__room *in = wschat__member_room(v[i]);
     if (everybody && in != NULL) { /* in a room: only those were kept */
@@ -329,6 +388,7 @@ static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
       sb_adds(&b, ")");
     }
   }
+  sb_page(&b, page, pages, n, everybody ? "/users *" : "/users");
   free(v);
   sb_send(t, m, &b);
 }
@@ -478,16 +538,20 @@ void wschat__text_command(const struct wschat__text *t,
     return;
   }
   case WSCHAT__CMD_ROOMS:
-    cmd_rooms(t, m);
-    return;
-  case WSCHAT__CMD_USERS:
-    if (cmd.tail.len == 1 && cmd.tail.p[0] == '*')
-      cmd_users(t, m, 1);
-    else if (cmd.tail.len == 0)
-      cmd_users(t, m, 0);
+    if (page_arg(cmd.tail) == 0)
+      reply(t, m, "! usage: /rooms [PAGE]");
     else
-      reply(t, m, "! usage: /users or /users *");
+      cmd_rooms(t, m, page_arg(cmd.tail));
     return;
+  case WSCHAT__CMD_USERS: {
+    int all = cmd.arg.len == 1 && cmd.arg.p[0] == '*';
+    struct wschat__slice p = all ? cmd.rest : cmd.tail;
+    if (page_arg(p) == 0 || (all && memchr(p.p, ' ', p.len)))
+      reply(t, m, "! usage: /users or /users *");
+    else
+      cmd_users(t, m, all, page_arg(p));
+    return;
+  }
   case WSCHAT__CMD_WHISPER:
     cmd_whisper(t, m, &cmd);
     return;

@@ -57,6 +57,8 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                        size_t len, int flags, void *user) {
   (void)flags;
   struct wschat__ws *w = user;
+  if (w->swallow)
+    return (ssize_t)len; /* wslay's pong: the connection sends its own */
   struct wschat__frame *f = wschat__frame_new(-1, data, len);
   if (f == NULL || w->call->cbs->push(w->call->user, f) != 0) {
     wschat__frame_unref(f);
@@ -145,9 +147,16 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
     w->call->cbs->on_pong(w->call->user);
     break;
   case WSLAY_PING:
-    /* wslay has queued the pong: send it now, so that it goes out before
-     * anything this same read produces after the ping. */
+    /* wslay has queued a pong (unless our close is queued): let it go
+     * nowhere, and let the connection answer, at once (before anything
+     * this same read produces after the ping) or, if an earlier pong is
+     * still unsent, by replacing it: a peer that pings and never reads
+     * holds at most two small frames, not one per ping. */
+    w->swallow = 1;
     wslay_event_send(ctx);
+    w->swallow = 0;
+    if (!wslay_event_get_close_sent(ctx) && w->call->cbs->is_open(w->call->user))
+      w->call->cbs->on_ping(w->call->user, arg->msg, arg->msg_length);
     break;
   default:
     break;

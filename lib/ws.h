@@ -39,6 +39,11 @@ struct wschat__ws_cbs {
    * with that code is queued). */
   void (*on_fail)(void *user, int code);
   void (*on_pong)(void *user);
+  /* A ping arrived while our side may still send (never after our close
+   * frame): the payload (at most 125 bytes, valid during the call) for
+   * the pong. wslay's own pong is not sent: the connection answers, and
+   * may answer only the latest of several pings (RFC 6455, 5.5.3). */
+  void (*on_ping)(void *user, const uint8_t *payload, size_t len);
   /* Queues wslay's own output (takes the frame reference). 0 or -1. */
   int (*push)(void *user, struct wschat__frame *f);
   /* 1 while messages are still wanted (the connection is open). */
@@ -57,6 +62,7 @@ struct wschat__ws {
   struct wschat__ws_scan scan;
   uint8_t failed; /* read side is done (error or close received) */
   uint8_t oom;    /* a message could not be assembled */
+  uint8_t swallow; /* wslay's output is its pong: not sent */
   /* the data message being received (wslay runs without buffering) */
   uint8_t frame_ctrl, frame_fin, frame_first;
   uint64_t frame_len, frame_off;

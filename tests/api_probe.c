@@ -6,6 +6,9 @@
  *                                 SQLite file, opened as the server's
  *                                 history store)
  *
+ * With WSCHAT_PROBE_JWT_SECRET set, identity is on with that HS256 secret
+ * (tests/e2e/test_identity.py): on_connect then sees the token's name.
+ *
  * It owns its libuv loop (uv_default_loop()), runs the chat on it, wires
  * every hook, three event watchers, its own commands and HTTP routes, and
  * logs as one line on stdout, flushed:
@@ -156,6 +159,7 @@ struct app {
   int want_late_post;        /* /latepost: post when the shutdown begins */
   int late_posted, late_ran; /* that post was accepted; it ran */
   const char *history;       /* the SQLite file, or NULL: no store */
+  const char *jwt_secret;    /* WSCHAT_PROBE_JWT_SECRET, or NULL */
   int in_read;               /* inside wschat_server_read_history() */
 };
 
@@ -517,8 +521,10 @@ static int on_connect(struct wschat_client *c, void *user) {
   app.live++;
   const char *path = wschat_client_path(c);
   logf_("connect %llu %s %s", idof(c), path, or_dash(wschat_client_query(c)));
-  CHECK(strcmp(wschat_client_name(c), "") == 0, "name in on_connect: %s",
-        wschat_client_name(c));
+  CHECK(app.jwt_secret || strcmp(wschat_client_name(c), "") == 0,
+        "name in on_connect: %s", wschat_client_name(c));
+  if (app.jwt_secret)
+    logf_("token name %llu %s", idof(c), wschat_client_name(c));
   CHECK(wschat_client_get_data(c) == NULL, "data of a new client");
   check_not_open(c);
   check_headers_in_on_connect(c);
@@ -2163,6 +2169,9 @@ static void check_history(struct wschat_server *srv) {
         (unsigned long long)st.appended);
   r = wschat_server_read_history(srv, "bad room!", 5, 0, never_answered, NULL);
   CHECK(r == WSCHAT_EROOM, "read_history of a bad room with a store: %d", r);
+  /* Not listening yet: no post queue to bring an answer back. */
+  r = wschat_server_read_history(srv, "lobby", 5, 0, never_answered, NULL);
+  CHECK(r == WSCHAT_ESTATE, "read_history before listening: %d", r);
 }
 
 /* Once listening, a store can no longer be set, either way. */
@@ -2194,6 +2203,23 @@ int main(int argc, char **argv) {
   check_options(app.srv);
   check_registries(app.srv);
   check_history(app.srv);
+  app.jwt_secret = getenv("WSCHAT_PROBE_JWT_SECRET");
+  if (app.jwt_secret) {
+    static const char pem[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n"
+                              "-----END PUBLIC KEY-----\n";
+    CHECK(wschat_server_set_jwt_secret(NULL, "x", 1) == WSCHAT_EINVAL,
+          "jwt secret on NULL");
+    CHECK(wschat_server_set_jwt_secret(app.srv, "short", 5) == WSCHAT_EINVAL,
+          "a short jwt secret");
+    CHECK(wschat_server_set_jwt_public_key(app.srv, pem, sizeof(pem) - 1) ==
+              WSCHAT_EINVAL,
+          "a bad public key");
+    CHECK(wschat_server_set_jwt_public_key(app.srv, NULL, 0) == 0,
+          "no public key");
+    r = wschat_server_set_jwt_secret(app.srv, app.jwt_secret,
+                                     strlen(app.jwt_secret));
+    CHECK(r == 0, "jwt secret: %d", r);
+  }
   wschat_server_on_connect(app.srv, on_connect, &app);
   wschat_server_on_disconnect(app.srv, on_disconnect, &app);
   wschat_server_on_message(app.srv, on_message, &app);

@@ -402,7 +402,7 @@ START_TEST(code_names) {
       "too_long",       "invalid_name",   "invalid_room", "name_taken",
       "name_reserved",  "no_such_user",   "no_such_room", "not_member",
       "already_member", "too_many_rooms", "rate_limited", "unavailable",
-      "internal"};
+      "internal",       "forbidden"};
   ck_assert_uint_eq(sizeof(want) / sizeof(want[0]), WSCHAT__JERR_COUNT);
   for (int c = 0; c < WSCHAT__JERR_COUNT; c++)
     ck_assert_str_eq(wschat__json_code_name(c), want[c]);

@@ -29,6 +29,11 @@ class Server:
         if not any(a.startswith("--history") or a == "--no-history" for a in args) \
                 and "--echo" not in args:
             args.append("--no-history")
+        # SIGTERM drains over --drain-seconds (10 by default): a test that
+        # stops a server with clients still open would wait for the drain.
+        # Tests of the drain set the flag; every other one stops at once.
+        if "--drain-seconds" not in args:
+            args += ["--drain-seconds", "0"]
         self.args = [CLI, "--host", host, "--port", "0"] + args
         # With WSCHAT_VALGRIND=1, under valgrind memcheck (memcheck.py).
         argv, self.valgrind_log = memcheck.wrap(self.args)

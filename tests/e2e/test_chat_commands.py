@@ -557,3 +557,38 @@ def test_two_clients_taking_the_same_name_at_once(chat_server):
             await loser.expect(first, "! name already taken: " + asked)
             await say(carol, "sentinel", alice, bob)
     run(body(), chat_server)
+
+
+def test_users_and_rooms_come_in_pages_of_200(start_server):
+    # 230 clients, each in a room of its own: /users * and /rooms would be
+    # one reply of every name; they come 200 to a message, with the way to
+    # the next page, and a page past the end is a usage error.
+    s = start_server("--max-per-ip", "0", "--rate", "0")
+    n = 230
+
+    async def body():
+        async with Clients(s) as c:
+            clients = []
+            for i in range(n):
+                clients.append(await c.join("p%03d" % i, "r%03d" % i))
+            asker = clients[0]
+            await asker.send("/users *")
+            first = await asker.recv()
+            names = ["p%03d (#r%03d)" % (i, i) for i in range(n)]
+            assert first == "* users: " + ", ".join(names[:200]) + \
+                " ... (page 1 of 2, 230 in all: /users * 2 for more)", first[-120:]
+            await asker.send("/users * 2")
+            assert await asker.recv() == "* users: " + ", ".join(names[200:]) + " (page 2 of 2, 230 in all)"
+            await asker.send("/users * 3")
+            await asker.expect("! usage: /users or /users *")
+            rooms = sorted(["lobby (0)"] + ["r%03d (1)" % i for i in range(n)])
+            await asker.send("/rooms")
+            assert await asker.recv() == "* rooms: " + ", ".join(rooms[:200]) + \
+                " ... (page 1 of 2, 231 in all: /rooms 2 for more)"
+            await asker.send("/rooms 2")
+            assert await asker.recv() == "* rooms: " + ", ".join(rooms[200:]) + " (page 2 of 2, 231 in all)"
+            await asker.send("/rooms x")
+            await asker.expect("! usage: /rooms [PAGE]")
+            await asker.send("/users")  # a small list: exactly as before
+            await asker.expect("* users in #r000: p000")
+    run(body(), s, timeout=60)

@@ -95,6 +95,7 @@ FLAG_DEFAULTS = [
     ("--handshake-timeout", "10"),
     ("--ping-interval", "20"),
     ("--ping-timeout", "20"),
+    ("--drain-seconds", "10"),
 ]
 
 
@@ -201,7 +202,9 @@ def test_ipv6_host(start_server):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_closes_every_client_with_1001_and_exits_0(start_server, sig):
-    s = start_server("--echo")
+    # --drain-seconds 0: the immediate path (a drain has tests of its own,
+    # test_drain.py).
+    s = start_server("--echo", "--drain-seconds", "0")
 
     async def go():
         lib = await connect(s.url)
@@ -510,7 +513,7 @@ def test_pipelined_messages_from_a_reading_peer_are_not_a_slow_consumer(start_se
 
 def test_sigterm_exits_although_a_peer_never_reads(start_server):
     # The 1001 cannot reach a peer whose receive window is full; exit anyway.
-    s = start_server("--echo")
+    s = start_server("--echo", "--drain-seconds", "0")
     stuck = RawWS.open(s, timeout=3, rcvbuf=4096)
     try:
         stuck.sock.settimeout(1)
@@ -603,7 +606,9 @@ def test_connections_ended_every_way_do_not_leak(server):
 
 # --- many peers ---------------------------------------------------------------------------
 
-def test_200_concurrent_connections_echo_correctly(server):
+def test_200_concurrent_connections_echo_correctly(start_server):
+    # 200 from one address: past the default --max-per-ip (64), so lifted
+    server = start_server("--echo", "--max-per-ip", "0")
     echo_ok(server)
     base = settled_fds(server)
     n = 200
@@ -637,7 +642,7 @@ def test_200_concurrent_connections_echo_correctly(server):
 
 
 def test_sigterm_with_50_clients(start_server):
-    s = start_server("--echo")
+    s = start_server("--echo", "--drain-seconds", "0")
 
     async def go():
         clients = [await connect(s.url) for _ in range(50)]

@@ -161,9 +161,12 @@ def parse_http_head(raw):
     return status, reason, headers
 
 
-def connect_tcp(host, port, timeout=5.0, rcvbuf=None):
+def connect_tcp(host, port, timeout=5.0, rcvbuf=None, source=None):
+    """source: the local address to connect from (e.g. "127.0.0.2")."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
+    if source is not None:
+        s.bind((source, 0))
     s.settimeout(timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if rcvbuf is not None:
@@ -232,22 +235,23 @@ class RawWS:
     The socket keeps TCP_NODELAY so that each send() leaves as its own segment.
     """
 
-    def __init__(self, host, port, timeout=5.0, rcvbuf=None):
+    def __init__(self, host, port, timeout=5.0, rcvbuf=None, source=None):
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.sock = connect_tcp(host, port, timeout, rcvbuf)
+        self.sock = connect_tcp(host, port, timeout, rcvbuf, source)
         self.buf = bytearray()
         self.response_head = None
 
     @classmethod
-    def open(cls, server_or_host, port=None, path="/", timeout=5.0, rcvbuf=None, chunk=None, delay=0.0):
+    def open(cls, server_or_host, port=None, path="/", timeout=5.0, rcvbuf=None, chunk=None, delay=0.0,
+             source=None):
         """Connect and finish the opening handshake (asserting a correct 101)."""
         if port is None:
             host, port = server_or_host.host, server_or_host.port
         else:
             host = server_or_host
-        ws = cls(host, port, timeout, rcvbuf)
+        ws = cls(host, port, timeout, rcvbuf, source)
         try:
             ws.handshake(path, chunk=chunk, delay=delay)
         except BaseException:
