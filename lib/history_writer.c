@@ -512,7 +512,12 @@ void wschat__hsq_writer(void *arg) {
     }
 
     uv_mutex_lock(&s->lock);
-    s->tail = end;
+    /* Only what was consumed moves the tail: with nothing taken (woken to
+     * commit an idle batch), the loop may have found the ring empty
+     * meanwhile and started it again at 0 (ring_take), and the old tail
+     * would point the next round at bytes that are no record. */
+    if (done > 0)
+      s->tail = end;
     s->used -= done;
     publish_stats(s);
     for (struct waiter *w = s->finished, *next; w; w = next) {

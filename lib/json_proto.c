@@ -303,6 +303,13 @@ int wschat__json_parse(const char *text, size_t len,
     switch (json_error_code(&err)) {
     case json_error_out_of_memory:
       return fail(out, WSCHAT__JERR_INTERNAL, "out of memory");
+    case json_error_unknown:
+      /* err untouched: no parse error was found, an allocation failed
+       * (jansson 2.14 sets nothing when it cannot add a member, an array
+       * item or a value). The client did nothing wrong. */
+      if (err.text[0] == '\0')
+        return fail(out, WSCHAT__JERR_INTERNAL, "out of memory");
+      return fail(out, WSCHAT__JERR_BAD_JSON, "invalid JSON: %s", err.text);
     case json_error_numeric_overflow:
       return fail(out, WSCHAT__JERR_BAD_FIELD, "number out of range: %s",
                   err.text);

@@ -16,8 +16,10 @@ int wschat__rooms_init(struct wschat__rooms *rs) {
   memset(rs, 0, sizeof(*rs));
   wschat__map_init(&rs->map);
   struct wschat__room *lobby = wschat__room_open(rs, WSCHAT__LOBBY);
-  if (lobby == NULL)
+  if (lobby == NULL) {
+    wschat__map_free(&rs->map); /* its buckets may be there already */
     return WSCHAT_ENOMEM;
+  }
   lobby->keep = 1;
   return 0;
 }

@@ -23,9 +23,12 @@ import urllib.parse
 
 import websockets
 
-TIMEOUT = 3.0       # seconds to wait for one message that must come
-QUIET = 0.3         # seconds to wait when checking that nothing comes
-TEST_TIMEOUT = 20.0  # seconds for a whole test body (a bound for hangs: ASan on 2 busy CPUs needs it)
+from memcheck import SCALE
+
+# Time limits; SCALE > 1 when chat-cli runs under valgrind (memcheck.py).
+TIMEOUT = 3.0 * SCALE       # seconds to wait for one message that must come
+QUIET = 0.3 * min(SCALE, 10) ** 0.5  # seconds to wait when checking that nothing comes
+TEST_TIMEOUT = 20.0  # seconds for a whole test body, times SCALE (a bound for hangs: ASan on 2 busy CPUs needs it)
 
 GUEST_RE = re.compile(r"^guest-[1-9][0-9]*$")
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -35,7 +38,7 @@ def run(coro, *servers, timeout=TEST_TIMEOUT):
     """Runs one test body with an overall deadline, then stops each of
     servers with SIGTERM and checks it exits cleanly (see assert_clean_exit)."""
     async def _bounded():
-        return await asyncio.wait_for(coro, timeout)
+        return await asyncio.wait_for(coro, timeout * SCALE)
     result = asyncio.run(_bounded())
     for s in servers:
         assert_clean_exit(s)
@@ -46,7 +49,7 @@ def assert_clean_exit(server):
     """SIGTERM stops the server with status 0 and nothing from a sanitizer
     (an ASan/UBSan build of chat-cli turns this into a leak and error check)."""
     assert server.alive(), "chat-cli died during the test: %s" % server.stderr_text()
-    rc = server.terminate(timeout=5)
+    rc = server.terminate(timeout=5)  # times SCALE
     err = server.stderr_text()
     assert rc == 0, "chat-cli exited with %r on SIGTERM; stderr: %s" % (rc, err[-2000:])
     assert "Sanitizer" not in err and "runtime error:" not in err, err[-4000:]

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+import memcheck
+
 CLI = os.environ.get("WSCHAT_CLI", os.path.join(os.path.dirname(__file__), "..", "..", "build", "cli", "chat-cli"))
 START_RE = re.compile(r"^listening on ws://(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/$")
 
@@ -33,12 +35,14 @@ class Server:
         if "--drain-seconds" not in args:
             args += ["--drain-seconds", "0"]
         self.args = [CLI, "--host", host, "--port", "0"] + args
+        # With WSCHAT_VALGRIND=1, under valgrind memcheck (memcheck.py).
+        argv, self.valgrind_log = memcheck.wrap(self.args)
         # stderr goes to a file, not a pipe: a server that logs a lot must
         # never block on a pipe nobody drains.
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr,
                                      text=True, bufsize=1, cwd=cwd)
-        line = self._readline(timeout=10)
+        line = self._readline(timeout=10 * memcheck.SCALE)
         m = START_RE.match(line.strip())
         if not m:
             self.stop()
@@ -67,8 +71,9 @@ class Server:
         return self.proc.poll() is None
 
     def stderr_text(self):
+        """The server's stderr, then valgrind's report if it ran under it."""
         self._stderr.seek(0)
-        return self._stderr.read()
+        return self._stderr.read() + memcheck.report(self.valgrind_log)
 
     def terminate(self, sig=signal.SIGTERM, timeout=10):
         """Send sig and wait; returns the exit code (None if it had to be killed)."""
@@ -76,18 +81,25 @@ class Server:
             return self.proc.returncode
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=timeout)
+            return self.proc.wait(timeout=timeout * memcheck.SCALE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
             return None
 
     def stop(self):
+        """Stops the server (SIGTERM). Under valgrind, fails if valgrind
+        found an error or a definite leak (exit status 99)."""
         if self.proc.poll() is None:
             self.terminate()
         if self.proc.stdout:
             self.proc.stdout.close()
+        bad = self.proc.returncode == memcheck.ERROR_EXIT and self.valgrind_log
+        text = self.stderr_text() if bad else ""
         self._stderr.close()
+        memcheck.forget(self.valgrind_log)
+        self.valgrind_log = None
+        assert not bad, "valgrind: %s" % text[-6000:]
 
 
 def without_flood_control(start):

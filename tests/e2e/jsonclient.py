@@ -20,6 +20,7 @@ import urllib.parse
 
 import websockets
 
+import memcheck
 from chatclient import TIMEOUT, GUEST_RE, ChatClient, Clients
 from conftest import CLI, START_RE
 
@@ -270,9 +271,10 @@ class CliProcess:
 
     def __init__(self, args, cwd):
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([CLI, "--host", "127.0.0.1", "--port", "0"] + list(args), cwd=cwd,
+        argv, self.valgrind_log = memcheck.wrap([CLI, "--host", "127.0.0.1", "--port", "0"] + list(args))
+        self.proc = subprocess.Popen(argv, cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1)
-        line = self._readline(10)
+        line = self._readline(10 * memcheck.SCALE)
         m = START_RE.match(line.strip())
         if not m:
             self.stop()
@@ -297,14 +299,14 @@ class CliProcess:
 
     def stderr_text(self):
         self._stderr.seek(0)
-        return self._stderr.read()
+        return self._stderr.read() + memcheck.report(self.valgrind_log)
 
     def terminate(self, sig=15, timeout=10):
         if self.proc.poll() is not None:
             return self.proc.returncode
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=timeout)
+            return self.proc.wait(timeout=timeout * memcheck.SCALE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
@@ -313,4 +315,9 @@ class CliProcess:
     def stop(self):
         self.terminate()
         self.proc.stdout.close()
+        bad = self.proc.returncode == memcheck.ERROR_EXIT and self.valgrind_log
+        text = self.stderr_text() if bad else ""
         self._stderr.close()
+        memcheck.forget(self.valgrind_log)
+        self.valgrind_log = None
+        assert not bad, "valgrind: %s" % text[-6000:]
