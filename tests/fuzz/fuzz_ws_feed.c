@@ -1,8 +1,9 @@
 /* libFuzzer target: the whole incoming frame path of a connection
  * (lib/ws.c: the fast path, the frame-header scanner of lib/ws_codec.c,
  * then wslay's event layer), driven as lib/conn.c drives it but without a
- * socket: bytes in through wschat__ws_feed(), wslay's output (pongs, close
- * frames) out through the push upcall into a byte stream.
+ * socket: bytes in through wschat__ws_feed(), wslay's output (close frames)
+ * out through the push upcall and the pongs asked for through on_ping, into
+ * one byte stream.
  *
  * Input: byte 0 is the chunk size of the feeds (0: all at once), byte 1
  * the message limit (16 * b bytes), byte 2 the message after which the
@@ -111,6 +112,19 @@ static void on_fail(void *user, int code) {
 
 static void on_pong(void *user) { (void)user; }
 
+static size_t close_at(const struct bytes *o);
+
+/* A ping to answer: written to the output as the pong the connection
+ * sends (ws.h: never after our close frame). */
+static void on_ping(void *user, const uint8_t *payload, size_t len) {
+  struct peer *c = user;
+  CHECK(len <= 125);
+  CHECK(close_at(&c->out) == c->out.len);
+  uint8_t hdr[2] = {0x8A, (uint8_t)len};
+  add(&c->out, hdr, 2);
+  add(&c->out, payload, len);
+}
+
 static int push(void *user, struct wschat__frame *f) {
   struct peer *c = user;
   add(&c->out, f->data, f->len);
@@ -120,8 +134,8 @@ static int push(void *user, struct wschat__frame *f) {
 
 static int is_open(void *user) { return ((struct peer *)user)->open; }
 
-static const struct wschat__ws_cbs cbs = {on_message, on_close, on_fail,
-                                          on_pong,    push,     is_open};
+static const struct wschat__ws_cbs cbs = {on_message, on_close, on_fail, on_pong,
+                                          on_ping,    push,     is_open};
 
 /* The output: whole unmasked final control frames, nothing after a close. */
 static void check_output(const struct bytes *o) {
