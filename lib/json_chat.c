@@ -17,7 +17,7 @@
 #include "json_view.h"
 #include "presence.h"
 #include "replay.h"
-#include "session.h"
+#include "session_env.h"
 #include "utf8.h"
 
 /* At most one typing notice per client and room in this many ms. */

@@ -1,6 +1,6 @@
 /*
- * metrics: the server's counters and their rendering in the Prometheus
- * text format (version 0.0.4).
+ * metrics: the server's counters (rendered in the Prometheus text format,
+ * version 0.0.4, by server_metrics.c).
  *
  * The counters are plain integers bumped on the loop thread where things
  * happen (conn.c: bytes, messages, closes, slow consumers; session.c:

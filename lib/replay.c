@@ -12,7 +12,7 @@
 #include "history.h"
 #include "json_proto.h"
 #include "json_view.h"
-#include "session.h"
+#include "session_env.h"
 #include "view.h"
 
 /* One read in flight. Owned by the store's callback once queued: freed

@@ -24,7 +24,7 @@
 #include "chat.h"
 #include "http.h"
 #include "presence.h"
-#include "session.h"
+#include "session_env.h"
 #include "token.h"
 
 struct wschat__ident {

@@ -1,5 +1,8 @@
 /*
- * metrics: see metrics.h. The rendering of wschat_server_metrics().
+ * server_metrics: the server's counters (metrics.h) and gauges rendered
+ * in the Prometheus text format (wschat_server_metrics()), and the count
+ * and log line of a refused connection. Server level: it reads the
+ * server, while metrics.h, which the connections bump, knows none of it.
  */
 #include "metrics.h"
 
