@@ -73,148 +73,15 @@ static void mark_dirty(struct wschat__conn *conn) {
   srv->dirty[(srv->dirty_head + srv->ndirty++) % srv->conns_cap] = c;
 }
 
-/* ---- limits on connections ---- */
-
-/* How many clients of one peer address are admitted. */
-struct wschat__peer_count {
-  size_t n;
-  char addr[INET6_ADDRSTRLEN]; /* the key in srv->peers */
-};
-
-/* At most this many refusals (their HTTP answer being written) at once;
- * past it a connection over a limit is closed without an answer. */
-#define REFUSING_MAX 1024
-
-/* The address of c's peer, without the port: the unit of the per-address
- * limit. */
-static void peer_addr(struct wschat_client *c, char *out, size_t cap) {
-  char peer[INET6_ADDRSTRLEN + 16];
-  wschat__conn_peer(&c->conn, peer, sizeof(peer));
-  char *colon = strrchr(peer, ':');
-  if (colon != NULL)
-    *colon = '\0';
-  const char *a = peer;
-  if (*a == '[') {
-    a++;
-    size_t n = strlen(a);
-    if (n > 0 && a[n - 1] == ']')
-      peer[n] = '\0'; /* the ']' (a starts one byte into peer) */
-  }
-  size_t n = strlen(a);
-  if (n >= cap)
-    n = cap - 1;
-  memcpy(out, a, n);
-  out[n] = '\0';
-}
-
-/* Answers a connection over a limit at once, before its request: an HTTP
- * status and close. No hook runs: it never made a request. */
-static void refuse(struct wschat_server *srv, struct wschat_client *c,
-                   int status, const char *why) {
-  wschat__metrics_refused(&c->conn,
-                          status == 503 ? WSCHAT__REFUSED_MAX_CONNECTIONS
-                                        : WSCHAT__REFUSED_PER_IP,
-                          status);
-  if (srv->nrefusing >= REFUSING_MAX) {
-    wschat__conn_drop(&c->conn, status);
-    return;
-  }
-  c->admission = 2;
-  srv->nrefusing++;
-  char buf[256];
-  size_t n = wschat__http_write_response(buf, sizeof(buf), status, why, 0);
-  wschat__conn_respond(&c->conn, status, buf, n);
-}
-
-/* A new connection: counted, or refused with 503 (the server is full) or
- * 429 (its address has max_per_ip already). */
-static void admit(struct wschat_server *srv, struct wschat_client *c) {
-  if (srv->max_connections && srv->nadmitted >= srv->max_connections) {
-    refuse(srv, c, 503, "too many connections, try again later");
-    return;
-  }
-  struct wschat__peer_count *p = NULL;
-  if (srv->max_per_ip) {
-    char addr[INET6_ADDRSTRLEN];
-    peer_addr(c, addr, sizeof(addr));
-    p = wschat__map_get(&srv->peers, addr);
-    if (p != NULL && p->n >= srv->max_per_ip) {
-      refuse(srv, c, 429, "too many connections from your address");
-      return;
-    }
-    if (p == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
-      memcpy(p->addr, addr, sizeof(p->addr));
-      if (wschat__map_put(&srv->peers, p->addr, p) != 0) {
-        free(p); /* no memory: this one is not counted by address */
-        p = NULL;
-      }
-    }
-    if (p != NULL)
-      p->n++;
-  }
-  c->peer = p;
-  c->admission = 1;
-  srv->nadmitted++;
-}
-
-static void unadmit(struct wschat_server *srv, struct wschat_client *c) {
-  if (c->admission == 2)
-    srv->nrefusing--;
-  if (c->admission != 1)
-    return;
-  srv->nadmitted--;
-  struct wschat__peer_count *p = c->peer;
-  if (p != NULL && --p->n == 0) {
-    wschat__map_del(&srv->peers, p->addr);
-    free(p);
-  }
-  c->peer = NULL;
-  c->admission = 0;
-}
-
-/* ---- the ceiling on queued output ---- */
-
-/* The output queued by all clients passed max_output_total: the largest
- * queues are closed first (1008), each after the socket took what it
- * could (a fast reader handed a burst is not a slow one), until the total
- * is an eighth under the ceiling. Dooms only: safe while a room is
- * walked. */
-static void shed(struct wschat_server *srv) {
-  const struct wschat__conn_env *env = &srv->sess.conn;
-  if (srv->shedding)
-    return;
-  srv->shedding = 1;
-  size_t low = env->max_output_total - env->max_output_total / 8;
-  while (srv->queued_total > low) {
-    struct wschat__conn *big = NULL;
-    size_t most = 0;
-    for (size_t i = 0; i < srv->nconns; i++) {
-      struct wschat__conn *k = &srv->conns[i]->conn;
-      size_t cost = wschat__outq_cost(&k->q);
-      if (k->state == WSCHAT__CONN_OPEN && !k->doom && cost > most) {
-        most = cost;
-        big = k;
-      }
-    }
-    if (big == NULL)
-      break;
-    wschat__conn_write_now(big); /* each turn empties or closes one */
-    if (!wschat__outq_empty(&big->q))
-      wschat__conn_shed(big, 1008);
-  }
-  srv->shedding = 0;
-}
-
 static void over_total(struct wschat__conn *conn) {
-  shed(wschat__client_of(conn)->srv);
+  wschat__server_shed(wschat__client_of(conn)->srv);
 }
 
-static void close_handles(struct wschat_server *srv);
 
 static void on_closed(struct wschat__conn *conn) {
   struct wschat_client *c = wschat__client_of(conn);
   struct wschat_server *srv = c->srv;
-  unadmit(srv, c);
+  wschat__server_unadmit(srv, c);
   if (conn->dirty)
     for (size_t i = 0; i < srv->ndirty; i++)
       if (srv->dirty[(srv->dirty_head + i) % srv->conns_cap] == c)
@@ -224,7 +91,7 @@ static void on_closed(struct wschat__conn *conn) {
   wschat__session_free(c);
   free(c);
   if (srv->sess.shutting_down == 1 && srv->nconns == 0)
-    close_handles(srv);
+    wschat__server_close_handles(srv);
 }
 
 /* ---- the log of connections ---- */
@@ -304,7 +171,7 @@ static const struct wschat__conn_cbs conn_cbs = {
  * the same pass. */
 static void flush_dirty(struct wschat_server *srv) {
   if (srv->queued_total > srv->sess.conn.max_output_total)
-    shed(srv); /* what was queued without a check (pongs, closes) */
+    wschat__server_shed(srv); /* what was queued without a check (pongs, closes) */
   while (srv->ndirty > 0) {
     struct wschat_client *c = srv->dirty[srv->dirty_head];
     srv->dirty_head = (srv->dirty_head + 1) % srv->conns_cap;
@@ -372,7 +239,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     }
     return; /* on_closed frees it */
   }
-  admit(srv, c);
+  wschat__server_admit(srv, c);
 }
 
 /* ---- cross-thread requests ---- */
@@ -710,194 +577,3 @@ HOOK_SETTER(wschat_server_on_join, wschat_join_cb, chat.on_join,
             chat.on_join_user)
 HOOK_SETTER(wschat_server_on_leave, wschat_leave_cb, chat.on_leave,
             chat.on_leave_user)
-
-/* ---- shutdown and free ---- */
-
-static void handle_done(struct wschat_server *srv) {
-  if (--srv->handles_open == 0) {
-    srv->sess.shutting_down = 3;
-    if (srv->on_shutdown)
-      srv->on_shutdown(srv, srv->on_shutdown_user);
-  }
-}
-
-static void on_handle_closed(uv_handle_t *h) { handle_done(h->data); }
-
-static void on_post_closed(uv_handle_t *h) {
-  handle_done(((struct wschat__post_queue *)h->data)->srv);
-}
-
-/* Every client is gone: close our remaining handles. */
-static void close_handles(struct wschat_server *srv) {
-  srv->sess.shutting_down = 2;
-  uv_close((uv_handle_t *)&srv->prepare, on_handle_closed);
-  uv_close((uv_handle_t *)&srv->check, on_handle_closed);
-  uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
-  uv_close((uv_handle_t *)&srv->lag, on_handle_closed);
-  uv_close((uv_handle_t *)&srv->drain, on_handle_closed);
-  /* The store writes what it has; its answers to reads are posted. */
-  wschat__server_close_history(srv);
-  /* What was posted runs now; nothing more is taken. */
-  if (srv->posts_open)
-    wschat__post_close(&srv->posts, on_post_closed);
-}
-
-/* Closes every client at once: open ones with code and reason, deferred
- * ones answered 503, ones still sending their request dropped. Clients
- * leave the array only in close callbacks, so it stays whole. A client
- * inside its on_connect is answered 503 when that returns. */
-static void close_all(struct wschat_server *srv, int code,
-                      const char *reason) {
-  for (size_t i = 0; i < srv->nconns; i++) {
-    struct wschat_client *c = srv->conns[i];
-    if (c->in_connect)
-      continue;
-    if (c->conn.state == WSCHAT__CONN_OPEN)
-      wschat__conn_close(&c->conn, code, reason);
-    else if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred)
-      wschat__session_decide(c);
-    else if (c->conn.state == WSCHAT__CONN_HTTP)
-      wschat__conn_drop(&c->conn, code);
-  }
-}
-
-/* Stops listening and starts closing: the part shutdown and drain share.
- * Returns 1 if the server never listened (cb has run: nothing to do). */
-static int begin_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
-                          void *user) {
-  srv->on_shutdown = cb;
-  srv->on_shutdown_user = user;
-  if (!srv->listening) {
-    srv->sess.shutting_down = 3;
-    if (cb)
-      cb(srv, user);
-    return 1;
-  }
-  srv->sess.shutting_down = 1;
-  srv->chat.silent_leaves = 1; /* nobody hears of each leave: O(n), not n^2 */
-  uv_close(&srv->listener.handle, on_handle_closed);
-  return 0;
-}
-
-int wschat_server_shutdown(struct wschat_server *srv, wschat_shutdown_cb cb,
-                           void *user) {
-  if (srv == NULL)
-    return WSCHAT_EINVAL;
-  if (srv->draining && srv->sess.shutting_down == 1) {
-    /* During a drain: the rest now. */
-    srv->draining = 0;
-    uv_timer_stop(&srv->drain);
-    if (cb) {
-      srv->on_shutdown = cb;
-      srv->on_shutdown_user = user;
-    }
-    struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->nconns}};
-    wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "shutdown", f, 1);
-    wschat__post_drain(&srv->posts);
-    close_all(srv, 1001, "server shutting down");
-    return 0;
-  }
-  if (srv->sess.shutting_down)
-    return WSCHAT_ESTATE;
-  if (begin_shutdown(srv, cb, user))
-    return 0;
-  struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->nconns}};
-  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "shutdown", f, 1);
-  wschat__post_drain(&srv->posts);
-  close_all(srv, 1001, "server shutting down");
-  if (srv->nconns == 0)
-    close_handles(srv);
-  return 0;
-}
-
-/* One batch of a drain: enough open clients closed (1012) that batch k of
- * n has closed floor(k/n) of those open when the drain began (so 2 clients
- * over 3 s go at 1.5 s and 3 s, not at 0.1 s); the last batch closes
- * everyone left, as a shutdown does. */
-static void on_drain(uv_timer_t *t) {
-  struct wschat_server *srv = t->data;
-  if (!srv->draining)
-    return;
-  unsigned k = ++srv->drain_batch;
-  if (k >= srv->drain_batches) {
-    srv->draining = 0;
-    uv_timer_stop(&srv->drain);
-    wschat__post_drain(&srv->posts);
-    close_all(srv, 1012, "service restart");
-    return;
-  }
-  size_t target =
-      (size_t)(srv->drain_total * (uint64_t)k / srv->drain_batches);
-  /* From the end: a client that goes is replaced by the last one, so the
-   * ones before i are never skipped. */
-  for (size_t i = srv->nconns; i > 0 && srv->drain_closed < target; i--) {
-    struct wschat_client *c = srv->conns[i - 1];
-    if (c->conn.state != WSCHAT__CONN_OPEN || c->in_connect)
-      continue;
-    wschat__conn_close(&c->conn, 1012, "service restart");
-    srv->drain_closed++;
-  }
-}
-
-int wschat_server_drain(struct wschat_server *srv, uint64_t ms,
-                        wschat_shutdown_cb cb, void *user) {
-  if (srv == NULL || ms > 86400000)
-    return WSCHAT_EINVAL;
-  if (ms == 0)
-    return wschat_server_shutdown(srv, cb, user);
-  if (srv->sess.shutting_down)
-    return WSCHAT_ESTATE;
-  if (begin_shutdown(srv, cb, user))
-    return 0;
-  /* The deferred are answered 503 now; a request still on its way is
-   * answered 503 when it is whole (a plain one, e.g. a scrape of
-   * /metrics, is answered as usual). */
-  for (size_t i = 0; i < srv->nconns; i++) {
-    struct wschat_client *c = srv->conns[i];
-    if (c->conn.state == WSCHAT__CONN_HTTP && c->deferred && !c->in_connect)
-      wschat__session_decide(c);
-  }
-  if (srv->nconns == 0) {
-    close_handles(srv);
-    return 0;
-  }
-  srv->draining = 1;
-  srv->drain_batch = 0;
-  srv->drain_batches = (unsigned)(ms / WSCHAT__DRAIN_TICK_MS);
-  if (srv->drain_batches == 0)
-    srv->drain_batches = 1;
-  srv->drain_total = 0;
-  srv->drain_closed = 0;
-  for (size_t i = 0; i < srv->nconns; i++)
-    srv->drain_total += srv->conns[i]->conn.state == WSCHAT__CONN_OPEN;
-  struct wschat_log_field f[] = {{"clients", NULL, (int64_t)srv->drain_total},
-                                 {"ms", NULL, (int64_t)ms}};
-  wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "drain", f, 2);
-  uint64_t tick = ms / srv->drain_batches;
-  uv_timer_start(&srv->drain, on_drain, tick, tick);
-  return 0;
-}
-
-int wschat_server_free(struct wschat_server *srv) {
-  if (srv == NULL)
-    return 0;
-  if (srv->nconns > 0 || srv->listener_closing ||
-      (srv->listening && srv->sess.shutting_down != 3))
-    return WSCHAT_ESTATE;
-  wschat__server_close_history(srv); /* never listened */
-  wschat__chat_free(&srv->chat);
-  wschat__routes_free(&srv->routes);
-  wschat__post_free(&srv->posts);
-  wschat__session_env_free(&srv->sess);
-  wschat__map_free(&srv->peers); /* empty: every client is gone */
-  wschat__frame_unref(srv->sess.conn.ping_frame);
-  free(srv->sess.conn.iov);
-  free(srv->conns);
-  free(srv->dirty);
-  if (srv->owns_loop) {
-    uv_run(&srv->own_loop, UV_RUN_NOWAIT);
-    uv_loop_close(&srv->own_loop);
-  }
-  free(srv);
-  return 0;
-}

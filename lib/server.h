@@ -109,6 +109,19 @@ struct wschat_server {
 /* Writes and closes the history store, if any (shutdown, free). */
 void wschat__server_close_history(struct wschat_server *srv);
 
+/* server_limits.c: a new connection is counted, or refused (503: the
+ * server is full; 429: its address has max_per_ip already) and answered
+ * at once; unadmit() uncounts it when it goes. shed() closes the largest
+ * queues (1008) while all queued output is over max_output_total (dooms
+ * only: safe while a room is walked). */
+void wschat__server_admit(struct wschat_server *srv, struct wschat_client *c);
+void wschat__server_unadmit(struct wschat_server *srv, struct wschat_client *c);
+void wschat__server_shed(struct wschat_server *srv);
+
+/* server_stop.c: every client is gone (shutting down): closes the
+ * server's remaining handles; on_shutdown runs when the last is closed. */
+void wschat__server_close_handles(struct wschat_server *srv);
+
 /* The client with id, or NULL. */
 struct wschat_client *wschat__server_client(struct wschat_server *srv,
                                             uint64_t id);
