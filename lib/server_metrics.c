@@ -23,7 +23,7 @@ static void put(struct out *o, const char *fmt, ...) {
   char tmp[512];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+  int n = vsnprintf(tmp, sizeof(tmp), fmt, ap); // NOLINT(clang-analyzer-valist.*)
   va_end(ap);
   if (n <= 0)
     return;
