@@ -103,6 +103,13 @@ static const struct flag flags[] = {
     {"--no-metrics", NULL, "off",
      "do not serve GET /metrics (Prometheus text format; by default anyone "
      "who can reach the port can read it)"},
+    {"--tls-cert", "FILE", NULL,
+     "serve TLS (wss:// and https://) with this PEM certificate chain "
+     "(needs --tls-key); SIGHUP reads it and the key again"},
+    {"--tls-key", "FILE", NULL, "the PEM private key of --tls-cert"},
+    {"--tls-ca", "FILE", NULL,
+     "require a client certificate signed by a CA in this PEM file "
+     "(with --tls-cert)"},
     {"--config", "FILE", NULL,
      "read settings from this INI file first: KEY = VALUE lines named as "
      "the flags without --, e.g. rate = 10 (switches: echo = true); flags "
@@ -281,6 +288,7 @@ struct cli {
   struct wschat_server *srv;
   long long drain_ms;
   int signals; /* SIGINT and SIGTERM received */
+  int tls;     /* --tls-cert given: SIGHUP reloads it */
   /* For SIGHUP: the command line, the file, and what they said last. */
   int argc;
   char **argv;
@@ -515,6 +523,7 @@ struct settings {
   long long drain_ms;
   int log_level, log_json;
   const char *jwt_secret, *jwt_secret_file, *jwt_key;
+  const char *tls_cert, *tls_key, *tls_ca;
 };
 
 /* Parses argv into st (set to its defaults first). Returns -1 to go on,
@@ -584,6 +593,12 @@ static int parse(struct settings *st, int argc, char **argv) {
       st->jwt_secret_file = val;
     } else if (strcmp(name, "--jwt-public-key") == 0) {
       st->jwt_key = val;
+    } else if (strcmp(name, "--tls-cert") == 0) {
+      st->tls_cert = val;
+    } else if (strcmp(name, "--tls-key") == 0) {
+      st->tls_key = val;
+    } else if (strcmp(name, "--tls-ca") == 0) {
+      st->tls_ca = val;
     } else if (strcmp(name, "--history") == 0) {
       if (val[0] == '\0')
         return fail("--history needs a file name%s%s", "", "");
@@ -727,6 +742,10 @@ static void join_origins(const struct settings *st, char *out, size_t cap) {
                           st->origins[i]);
 }
 
+static int same_str(const char *a, const char *b) {
+  return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static void reload(struct cli *cli) {
   struct args na;
   struct settings *ns = calloc(1, sizeof(*ns));
@@ -811,6 +830,9 @@ static void reload(struct cli *cli) {
     log_change("echo", "", "", 1);
   if (ns->metrics != os->metrics)
     log_change("no-metrics", "", "", 1);
+  if (!same_str(ns->tls_cert, os->tls_cert) ||
+      !same_str(ns->tls_key, os->tls_key) || !same_str(ns->tls_ca, os->tls_ca))
+    log_change("tls-cert, tls-key or tls-ca", "", "", 1);
   if (ns->history != os->history || strcmp(ns->hist.path, os->hist.path) ||
       ns->hist.flush_ms != os->hist.flush_ms ||
       ns->hist.sync_full != os->hist.sync_full ||
@@ -827,6 +849,10 @@ static void on_hup(uv_signal_t *h, int signum) {
   struct cli *cli = h->data;
   if (cli->config != NULL)
     reload(cli);
+  /* A renewed certificate: the files named at start are read again (the
+   * library logs the outcome; on failure the old ones stay). */
+  if (cli->tls)
+    wschat_server_reload_tls(cli->srv);
 }
 
 int main(int argc, char **argv) {
@@ -892,6 +918,22 @@ int main(int argc, char **argv) {
     wschat_server_free(cli.srv);
     return r;
   }
+  if ((st->tls_cert != NULL) != (st->tls_key != NULL) ||
+      (st->tls_ca != NULL && st->tls_cert == NULL)) {
+    fprintf(stderr, "chat-cli: --tls-cert and --tls-key go together (and "
+                    "--tls-ca needs them)\n");
+    wschat_server_free(cli.srv);
+    return 2;
+  }
+  if (st->tls_cert != NULL &&
+      (r = wschat_server_set_tls(cli.srv, st->tls_cert, st->tls_key,
+                                 st->tls_ca)) != 0) {
+    fprintf(stderr, "chat-cli: cannot serve TLS with %s and %s: %s\n",
+            st->tls_cert, st->tls_key, wschat_strerror(r));
+    wschat_server_free(cli.srv);
+    return 1;
+  }
+  cli.tls = st->tls_cert != NULL;
   if (history && !echo &&
       (r = wschat_server_open_history(cli.srv, &hist)) != 0) {
     /* The store said why on stderr. The chat is worth more than its
@@ -934,9 +976,9 @@ int main(int argc, char **argv) {
   uv_signal_start(&cli.sighup, on_hup, SIGHUP);
   uv_signal_start(&cli.sigint, on_signal, SIGINT);
   uv_signal_start(&cli.sigterm, on_signal, SIGTERM);
-  printf(strchr(host, ':') ? "listening on ws://[%s]:%d/\n"
-                           : "listening on ws://%s:%d/\n",
-         host, wschat_server_port(cli.srv));
+  printf(strchr(host, ':') ? "listening on %s://[%s]:%d/\n"
+                           : "listening on %s://%s:%d/\n",
+         cli.tls ? "wss" : "ws", host, wschat_server_port(cli.srv));
   fflush(stdout);
   r = wschat_server_run(cli.srv);
   struct wschat_history_stats hs;

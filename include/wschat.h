@@ -84,6 +84,8 @@ enum wschat_error {
   WSCHAT_EIO = -21,         /* a libuv or socket error (see the log line) */
   WSCHAT_EADDR = -22,       /* the address could not be resolved or bound */
   WSCHAT_ENOHISTORY = -23,  /* the server keeps no history */
+  WSCHAT_ETLS = -24,        /* a TLS certificate, key or CA file is
+                               unusable (see the log line) */
 };
 
 /* Returns a static English description of an error code; never NULL. */
@@ -296,6 +298,50 @@ WSCHAT_EXTERN int wschat_server_port(const struct wschat_server *srv);
 /* Returns the loop the server runs on (its own one if created with NULL). */
 WSCHAT_EXTERN struct uv_loop_s *
 wschat_server_loop(const struct wschat_server *srv);
+
+/*
+ * Serves TLS on the listener: every connection speaks TLS 1.2 or 1.3
+ * (OpenSSL's default ciphers; no renegotiation, no compression; ALPN
+ * "http/1.1"), so clients use wss:// and https:// (the routes, e.g. a web
+ * page, are served over it too). cert_path: a PEM file, the server's
+ * certificate first, then any intermediates; key_path: its PEM private key
+ * (not encrypted); ca_path: NULL, or a PEM file of CA certificates: every
+ * client must then present a certificate signed by one of them (a client
+ * without one, or with an expired or untrusted one, is closed in the
+ * handshake).
+ *
+ * Reads the files now and copies the paths (for wschat_server_reload_tls()).
+ * A handshake must end within WSCHAT_OPT_HANDSHAKE_TIMEOUT_MS, as the
+ * HTTP request after it. Handshake failures are counted in
+ * wschat_server_metrics() (wschat_tls_handshake_failures_total{reason})
+ * and logged (info, "tls_handshake_failed").
+ *
+ * Before wschat_server_listen() only; once only. Loop thread.
+ * Returns:
+ *  - 0
+ *  - WSCHAT_EINVAL: srv, cert_path or key_path is NULL
+ *  - WSCHAT_ESTATE: already listening, or TLS is already set
+ *  - WSCHAT_ETLS: a file cannot be read or parsed, or the key does not
+ *    match the certificate (the reason is logged at error level)
+ *  - WSCHAT_ENOMEM
+ */
+WSCHAT_EXTERN int wschat_server_set_tls(struct wschat_server *srv,
+                                        const char *cert_path,
+                                        const char *key_path,
+                                        const char *ca_path);
+
+/*
+ * Reads the files given to wschat_server_set_tls() again (a renewed
+ * certificate): connections accepted from now on use them; open ones keep
+ * the ones they started with (the old context is freed with the last of
+ * them). On failure the current certificate and key stay in use, and the
+ * reason is logged at error level ("tls_reload").
+ *
+ * Loop thread only (from another thread: through wschat_server_post()).
+ * Returns 0, WSCHAT_EINVAL (srv NULL), WSCHAT_ESTATE (no TLS set),
+ * WSCHAT_ETLS or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int wschat_server_reload_tls(struct wschat_server *srv);
 
 /*
  * Runs the server's own loop until wschat_server_shutdown() completes.

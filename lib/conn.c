@@ -16,6 +16,7 @@
 
 #include "frame.h"
 #include "http.h"
+#include "stream_tls.h"
 
 static const struct wschat__stream_cbs stream_cbs;
 static const struct wschat__ws_cbs ws_cbs;
@@ -595,6 +596,12 @@ int wschat__conn_accept(struct wschat__conn *c,
                                     &stream_cbs);
   if (r != 0) {
     *closing = c->stream.tcp.type == UV_TCP; /* the handle exists */
+    return -1;
+  }
+  if (env->tls != NULL &&
+      wschat__stream_tls_wrap(&c->stream, env->tls, &stream_cbs) != 0) {
+    *closing = 1;
+    S(c)->ops->close(S(c));
     return -1;
   }
   struct req *rq = calloc(1, sizeof(*rq));

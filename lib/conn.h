@@ -37,6 +37,7 @@ struct wschat__http;
 struct wschat__frame;
 struct wschat__log;
 struct wschat__conn;
+struct wschat__tls;
 
 enum wschat__conn_state {
   WSCHAT__CONN_HTTP = 0, /* reading the upgrade request, or deferred */
@@ -91,6 +92,8 @@ struct wschat__conn_env {
   char *gather; /* scratch: small frames copied into one write */
   size_t gather_len;
   struct wschat__frame *ping_frame; /* shared by all */
+  /* TLS on every connection accepted (stream_tls); NULL: plain TCP. */
+  struct wschat__tls *tls;
 };
 
 struct wschat__conn {

@@ -25,6 +25,7 @@ const char *wschat_strerror(int err) {
   case WSCHAT_EIO: return "I/O error";
   case WSCHAT_EADDR: return "cannot use that address";
   case WSCHAT_ENOHISTORY: return "the server keeps no history";
+  case WSCHAT_ETLS: return "unusable TLS certificate, key or CA file";
   default: return "unknown error";
   }
 }

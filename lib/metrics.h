@@ -32,6 +32,20 @@ enum {
   WSCHAT__REFUSED_KINDS
 };
 
+/* Why a TLS handshake failed (the label "reason" of
+ * wschat_tls_handshake_failures_total). */
+enum {
+  WSCHAT__TLS_FAIL_HTTP = 0,   /* a plain HTTP request (answered 400) */
+  WSCHAT__TLS_FAIL_PROTOCOL,   /* not TLS, or nothing in common */
+  WSCHAT__TLS_FAIL_CLIENT_CERT, /* missing, expired or untrusted */
+  WSCHAT__TLS_FAIL_TIMEOUT,    /* closed by us before it ended (the
+                                  handshake timeout, a shutdown) */
+  WSCHAT__TLS_FAIL_EOF,        /* the peer went away */
+  WSCHAT__TLS_FAIL_KINDS
+};
+/* (defined in stream_tls.c) */
+extern const char *const wschat__tls_fail_names[WSCHAT__TLS_FAIL_KINDS];
+
 /* Close codes counted one by one: 1000..1000+WSCHAT__CLOSE_CODES-1; any
  * other (4000-4999 of applications, ...) as "other". */
 #define WSCHAT__CLOSE_CODES 16
@@ -48,6 +62,11 @@ struct wschat__metrics {
   uint64_t closes[WSCHAT__CLOSE_CODES + 1]; /* the last: other codes */
   uint64_t slow_consumer; /* closed: over --max-output or the total */
   uint64_t rate_limited;  /* closed: flood control (1008 "rate limit") */
+  /* TLS (stream_tls.c): handshakes that ended well, and failed ones by
+   * reason; renegotiations refused (each closes its connection); reloads
+   * of the certificate and key. */
+  uint64_t tls_handshakes, tls_failures[WSCHAT__TLS_FAIL_KINDS];
+  uint64_t tls_renegotiations, tls_reloads, tls_reload_failures;
   /* Loop lag: how late a 100 ms repeating timer fired, in nanoseconds. */
   uint64_t lag_last_ns, lag_max_ns, lag_prev_hr;
 };

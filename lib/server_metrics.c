@@ -141,6 +141,28 @@ size_t wschat_server_metrics(struct wschat_server *srv, char *buf, size_t cap) {
   put(&o, "wschat_loop_lag_seconds{stat=\"max\"} %.6f\n",
       (double)m->lag_max_ns / 1e9);
 
+  if (srv->sess.conn.tls != NULL) {
+    one(&o, "wschat_tls_handshakes_total", "counter",
+        "TLS handshakes that ended well.", m->tls_handshakes);
+    family(&o, "wschat_tls_handshake_failures_total", "counter",
+           "TLS handshakes that did not, by reason (http: a plain HTTP "
+           "request, answered 400; protocol: not TLS or nothing in common; "
+           "client_cert: missing, expired or untrusted; timeout: closed by "
+           "the server before it ended; eof: the peer went away).");
+    for (int k = 0; k < WSCHAT__TLS_FAIL_KINDS; k++)
+      put(&o, "wschat_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+          wschat__tls_fail_names[k], (unsigned long long)m->tls_failures[k]);
+    one(&o, "wschat_tls_renegotiations_refused_total", "counter",
+        "TLS 1.2 renegotiations refused (each closes its connection).",
+        m->tls_renegotiations);
+    family(&o, "wschat_tls_reloads_total", "counter",
+           "Reloads of the certificate and key (failed: the old ones stay).");
+    put(&o, "wschat_tls_reloads_total{result=\"ok\"} %llu\n",
+        (unsigned long long)m->tls_reloads);
+    put(&o, "wschat_tls_reloads_total{result=\"failed\"} %llu\n",
+        (unsigned long long)m->tls_reload_failures);
+  }
+
   struct wschat_history_stats h;
   if (wschat_server_history_stats(srv, &h) == 0) {
     one(&o, "wschat_history_appended_total", "counter",

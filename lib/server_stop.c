@@ -8,6 +8,7 @@
 
 #include "frame.h"
 #include "server.h"
+#include "stream_tls.h"
 #include "session.h"
 
 /* ---- shutdown and free ---- */
@@ -191,6 +192,7 @@ int wschat_server_free(struct wschat_server *srv) {
   wschat__map_free(&srv->peers); /* empty: every client is gone */
   wschat__frame_unref(srv->sess.conn.ping_frame);
   free(srv->sess.conn.iov);
+  wschat__tls_free(srv->sess.conn.tls);
   free(srv->conns);
   free(srv->dirty);
   if (srv->owns_loop) {

@@ -61,6 +61,9 @@ struct wschat__stream_tcp {
   uv_tcp_t tcp; /* tcp.data: the upcalls (struct wschat__stream_cbs) */
 };
 
+/* The TCP stream's operations (stream_tls reuses peer()). */
+extern const struct wschat__stream_ops wschat__stream_tcp_ops;
+
 /*
  * Accepts one pending connection from listener into s. Returns 0; or a
  * negative libuv error: if s's handle could be made (the error is from

@@ -110,14 +110,14 @@ static void peer(struct wschat__stream *s, char *out, size_t cap) {
            port);
 }
 
-static const struct wschat__stream_ops tcp_ops = {
+const struct wschat__stream_ops wschat__stream_tcp_ops = {
     read_start, read_stop, try_write, write_, shutdown_, close_, peer,
 };
 
 int wschat__stream_tcp_accept(struct wschat__stream_tcp *s, uv_loop_t *loop,
                               uv_stream_t *listener,
                               const struct wschat__stream_cbs *cbs) {
-  s->base.ops = &tcp_ops;
+  s->base.ops = &wschat__stream_tcp_ops;
   int r = uv_tcp_init(loop, &s->tcp);
   s->tcp.data = (void *)cbs; /* (uv_tcp_init keeps data as it is) */
   if (r != 0)

@@ -16,7 +16,7 @@ import pytest
 import memcheck
 
 CLI = os.environ.get("WSCHAT_CLI", os.path.join(os.path.dirname(__file__), "..", "..", "build", "cli", "chat-cli"))
-START_RE = re.compile(r"^listening on ws://(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/$")
+START_RE = re.compile(r"^listening on (?P<scheme>wss?)://(?P<host>\[[^\]]+\]|[^:/]+):(?P<port>\d+)/$")
 
 
 class Server:
@@ -50,7 +50,7 @@ class Server:
         self.host = m.group("host").strip("[]")
         self.port = int(m.group("port"))
         hostpart = "[%s]" % self.host if ":" in self.host else self.host
-        self.url = "ws://%s:%d/" % (hostpart, self.port)
+        self.url = "%s://%s:%d/" % (m.group("scheme"), hostpart, self.port)
 
     def _readline(self, timeout):
         import selectors
