@@ -31,8 +31,9 @@ class CDPError(Exception):
 
 
 class Chromium:
-    def __init__(self, timeout=20):
+    def __init__(self, timeout=20, flags=()):
         self.timeout = timeout
+        self.flags = list(flags)  # more command-line flags (test_tls: the test CA)
         self.proc = None
         self.dir = None
         self.ws = None
@@ -43,7 +44,7 @@ class Chromium:
 
     async def __aenter__(self):
         self.dir = tempfile.mkdtemp(prefix="wschat-chromium-")
-        self.proc = subprocess.Popen([CHROMIUM] + FLAGS + ["--user-data-dir=" + self.dir, "about:blank"],
+        self.proc = subprocess.Popen([CHROMIUM] + FLAGS + self.flags + ["--user-data-dir=" + self.dir, "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = os.path.join(self.dir, "DevToolsActivePort")
         deadline = time.monotonic() + self.timeout

@@ -150,6 +150,8 @@ async def open_ws(server, name=None, room=None, **kw):
     kw.setdefault("ping_interval", None)
     kw.setdefault("open_timeout", TIMEOUT)
     kw.setdefault("close_timeout", 1)
+    if server.url.startswith("wss:"):  # a TLS server: its test sets server.ssl
+        kw.setdefault("ssl", getattr(server, "ssl", None))
     ws = await websockets.connect(url_for(server, name, room), **kw)
     return ChatClient(ws)
 
