@@ -46,7 +46,12 @@
  * start and end of the measured window and VmRSS from /proc/PID/status, so CPU
  * and deliveries are measured over exactly the same interval.
  *
- * Build: cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE bench/loadgen.c -o loadgen
+ * --tls speaks TLS (wss://) with OpenSSL on the same non-blocking sockets:
+ * every connection does its own handshake (no resumption, no verification:
+ * the server's certificate is not the point here), then sends and reads
+ * through SSL_write/SSL_read.
+ *
+ * Build: cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE bench/loadgen.c -o loadgen -lssl -lcrypto
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +74,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* RFC 6455 section 1.3 */
@@ -278,6 +286,7 @@ static struct {
 	int server_pid, server_cpu;
 	int src_addrs; /* source addresses 127.0.0.2, .3, ... (0: 16 on loopback, else 1) */
 	int json;      /* speak wschat.v1.json */
+	int tls;       /* speak TLS (wss://) */
 	const char *room, *tag;
 	int room_given;
 } opt = {
@@ -289,7 +298,7 @@ static struct {
 
 /* ----------------------------------------------------------- connections */
 
-enum cstate { CS_NEW, CS_CONNECTING, CS_HS, CS_OPEN, CS_CLOSED };
+enum cstate { CS_NEW, CS_CONNECTING, CS_TLS, CS_HS, CS_OPEN, CS_CLOSED };
 enum role { R_RECV, R_SEND, R_ECHO, R_IDLE, R_MEMBER };
 
 struct buf {
@@ -299,6 +308,7 @@ struct buf {
 
 struct conn {
 	int fd, idx;
+	SSL *ssl;        /* --tls: owned, freed at close */
 	uint8_t state, role, tries, in_epoll_out;
 	uint64_t t_connect;
 	struct buf in;   /* unparsed bytes (partial frame or handshake) */
@@ -313,6 +323,7 @@ struct conn {
 };
 
 static int ep;
+static SSL_CTX *tls_ctx; /* --tls */
 static struct conn *conns;
 static int nconns;
 static struct conn *sender;
@@ -393,6 +404,8 @@ static void conn_close(struct conn *c, int failed)
 		close(c->fd);
 		c->fd = -1;
 	}
+	SSL_free(c->ssl);
+	c->ssl = NULL;
 	if (c->state == CS_OPEN)
 		st.open--;
 	if (failed && c->state != CS_OPEN && c->tries < opt.retries) {
@@ -412,6 +425,22 @@ static void conn_close(struct conn *c, int failed)
 static int conn_flush(struct conn *c)
 {
 	while (c->out.off < c->out.len) {
+		if (c->ssl) {
+			int w = SSL_write(c->ssl, c->out.p + c->out.off, (int)(c->out.len - c->out.off));
+			if (w > 0) {
+				c->out.off += (size_t)w;
+				continue;
+			}
+			int e = SSL_get_error(c->ssl, w);
+			if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+				if (!c->in_epoll_out)
+					ep_mod(c, 1);
+				return 0;
+			}
+			set_err("SSL_write on conn %d: error %d", c->idx, e);
+			conn_close(c, 1);
+			return -1;
+		}
 		ssize_t w = send(c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
 		if (w > 0) {
 			c->out.off += (size_t)w;
@@ -1025,8 +1054,14 @@ static ssize_t parse_handshake(struct conn *c, const uint8_t *p, size_t len)
 	return (ssize_t)hl;
 }
 
+static void conn_writable(struct conn *c);
+
 static void conn_readable(struct conn *c, uint64_t now)
 {
+	if (c->state == CS_TLS) { /* the handshake moves on */
+		conn_writable(c);
+		return;
+	}
 	for (int rounds = 0; rounds < 4 && c->fd >= 0; rounds++) {
 		size_t pend = c->in.len - c->in.off;
 		if (rcap < pend + 65536) {
@@ -1035,7 +1070,30 @@ static void conn_readable(struct conn *c, uint64_t now)
 		}
 		if (pend)
 			memcpy(rbuf, c->in.p + c->in.off, pend);
-		ssize_t r = recv(c->fd, rbuf + pend, rcap - pend, 0);
+		ssize_t r;
+		if (c->ssl) {
+			/* TLS: one record at most per call; read until OpenSSL wants
+			 * the socket again (bytes it holds do not wake epoll). */
+			int k = SSL_read(c->ssl, rbuf + pend, (int)(rcap - pend));
+			int e = k > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, k);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				rounds = 0;
+				if (c->out.len > c->out.off)
+					conn_flush(c);
+				break;
+			}
+			if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL)
+				k = 0;
+			else if (e != SSL_ERROR_NONE) {
+				errno = EPROTO;
+				k = -1;
+			}
+			r = k;
+			if (r > 0)
+				rounds = -1; /* not a sign of a drained socket: go on */
+		} else {
+			r = recv(c->fd, rbuf + pend, rcap - pend, 0);
+		}
 		if (r == 0) {
 			if (c->state == CS_OPEN)
 				set_err("conn %d: server closed the TCP connection", c->idx);
@@ -1082,6 +1140,8 @@ static void conn_readable(struct conn *c, uint64_t now)
 		}
 		if (c->out.len > c->out.off && conn_flush(c) < 0)
 			return;
+		if (c->ssl)
+			continue;
 		if ((size_t)r < rcap - pend)
 			break; /* short read: socket drained */
 	}
@@ -1158,6 +1218,37 @@ static void conn_writable(struct conn *c)
 			conn_close(c, 1);
 			return;
 		}
+		if (tls_ctx) {
+			c->ssl = SSL_new(tls_ctx);
+			if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
+				die("SSL_new: out of memory");
+			SSL_set_connect_state(c->ssl);
+			c->state = CS_TLS;
+		}
+	}
+	if (c->state == CS_TLS) {
+		int r = SSL_do_handshake(c->ssl);
+		if (r != 1) {
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				if ((e == SSL_ERROR_WANT_WRITE) != c->in_epoll_out)
+					ep_mod(c, e == SSL_ERROR_WANT_WRITE);
+				return;
+			}
+			unsigned long x = ERR_get_error();
+			set_err("conn %d: TLS handshake: %s", c->idx, x ? ERR_reason_error_string(x) : "failed");
+			conn_close(c, 1);
+			return;
+		}
+		char req[512];
+		request_text(c, req, sizeof req);
+		size_t l = strlen(req);
+		buf_reserve(&c->out, l);
+		memcpy(c->out.p, req, l);
+		c->out.len = l;
+		c->state = CS_HS;
+	}
+	if (c->state == CS_CONNECTING) {
 		char req[512];
 		request_text(c, req, sizeof req);
 		size_t l = strlen(req);
@@ -1221,7 +1312,7 @@ static int ramp(double timeout_s)
 				done++;
 			else if (c->state == CS_CLOSED)
 				failed++;
-			else if (c->state == CS_CONNECTING || c->state == CS_HS) {
+			else if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HS) {
 				if (now - c->t_connect > hs_timeout) {
 					set_err("conn %d: handshake timed out", c->idx);
 					conn_close(c, 1);
@@ -1408,6 +1499,7 @@ static void usage(void)
 	      "  --room NAME        room (idle, rooms: prefix) [bench; rooms: r, as in r0042]\n"
 	      "  --room-size N      idle, rooms: connections per room [100]\n"
 	      "  --json             speak the JSON subprotocol " JSON_PROTOCOL " (not in echo)\n"
+	      "  --tls              speak TLS (wss://; the certificate is not verified)\n"
 	      "  --hold S           idle: hold after reporting (SIGUSR1/SIGTERM ends it) [0]\n"
 	      "  --settle S         idle: quiet time before reading RSS [1]\n"
 	      "  --server-pid PID   read CPU and RSS of this process from /proc\n"
@@ -1427,7 +1519,7 @@ int main(int argc, char **argv)
 		{"connect-timeout", 1, 0, 'T'}, {"batch", 1, 0, 'b'}, {"msg-size", 1, 0, 's'},
 		{"room", 1, 0, 'R'}, {"room-size", 1, 0, 'g'}, {"hold", 1, 0, 'h'}, {"settle", 1, 0, 'S'},
 		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'},
-		{"json", 0, 0, 'J'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+		{"json", 0, 0, 'J'}, {"tls", 0, 0, 'L'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
 	};
 	if (argc < 2)
 		usage();
@@ -1471,6 +1563,7 @@ int main(int argc, char **argv)
 		case 't': opt.tag = optarg; break;
 		case 'A': opt.src_addrs = atoi(optarg); break;
 		case 'J': opt.json = 1; break;
+		case 'L': opt.tls = 1; break;
 		case 'v': verbose = 1; break;
 		default: usage();
 		}
@@ -1508,6 +1601,15 @@ int main(int argc, char **argv)
 	if (opt.src_addrs <= 0)
 		opt.src_addrs = (ntohl(srv_addr.sin_addr.s_addr) >> 24) == 127 ? 16 : 1;
 
+	if (opt.tls) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (!tls_ctx)
+			die("SSL_CTX_new failed");
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+		/* c->out may grow (move) between a partial write and its retry. */
+		SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("epoll_create1: %s", strerror(errno));
