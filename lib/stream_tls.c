@@ -422,6 +422,23 @@ static long encrypt(struct tconn *tc, const uv_buf_t *b, unsigned n,
   size_t done = 0;
   char *g = tc->t->plain;
   while (*i < n && done < limit) {
+    size_t left = b[*i].len - *off, cap = limit - done;
+    if (cap > TLS_RECORD)
+      cap = TLS_RECORD;
+    if (left >= cap || (*i + 1 == n && left > 0)) {
+      /* A whole record's worth in one buffer (or the last piece): no
+       * gathering, OpenSSL reads it where it is. */
+      size_t k = left < cap ? left : cap;
+      if (SSL_write(tc->ssl, b[*i].base + *off, (int)k) != (int)k)
+        return -1;
+      done += k;
+      *off += k;
+      if (*off == b[*i].len) {
+        (*i)++;
+        *off = 0;
+      }
+      continue;
+    }
     size_t fill = 0;
     while (*i < n && fill < TLS_RECORD && done + fill < limit) {
       size_t k = b[*i].len - *off;

@@ -171,9 +171,14 @@ def test_https_page_alpn_and_versions(tls_server, certs):
     with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             assert tls.version() == "TLSv1.2"
+    # An old client (one that would speak TLS 1.1: the security level lowered
+    # so that OpenSSL offers it) gets no handshake, and it is counted.
+    before = failures(s, "protocol")
     proc = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-tls1_1",
-                           "-CAfile", certs.ca], input=b"", capture_output=True, timeout=10)
-    assert b"Cipher is (NONE)" in proc.stdout or proc.returncode != 0, proc.stdout[-500:]
+                           "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", certs.ca], input=b"",
+                          capture_output=True, timeout=10)
+    assert proc.returncode != 0 and b"CONNECTED" in proc.stdout, proc.stdout[-500:]
+    wait_until(lambda: failures(s, "protocol") == before + 1, "the TLS 1.1 attempt counted")
 
 
 # ---- bad input ----
@@ -238,6 +243,61 @@ def test_renegotiation_is_refused_and_closes(tls_server, certs):
         proc.stdin.close()
         proc.stdout.close()
     assert "renegotiation" in s.stderr_text()
+    assert_clean_exit(s)
+
+
+def test_slow_consumer_over_tls_is_closed_and_others_unaffected(tls_server):
+    """A TLS client that sends and never reads: what the server holds for it
+    stays bounded (its queue under --max-output, the ciphertext under one
+    step), it is closed 1008, and a bystander's echoes stay quick."""
+    import base64
+    import threading
+    from chatclient import RawClient
+    s = tls_server("--echo", "--max-output", "65536")
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    victim = s.ssl.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    victim.sendall(("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += victim.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    victim.settimeout(0.5)
+    chunk = RawClient.frame(0x2, b"\xab" * 65536)
+    state = {}
+
+    def flood():
+        try:
+            for _ in range(256):  # 16 MiB, never reading
+                victim.sendall(chunk)
+            state["stop"] = "sent everything"
+        except (socket.timeout, ssl.SSLError, OSError) as e:
+            state["stop"] = repr(e)
+
+    th = threading.Thread(target=flood, daemon=True)
+    latencies = []
+
+    async def bystander():
+        async with websockets.connect(s.url, ssl=s.ssl) as ws:
+            th.start()
+            i = 0
+            while th.is_alive() or i < 5:
+                t = time.monotonic()
+                await ws.send("ping %d" % i)
+                assert await asyncio.wait_for(ws.recv(), 2) == "ping %d" % i
+                latencies.append(time.monotonic() - t)
+                i += 1
+                await asyncio.sleep(0.02)
+            await asyncio.get_running_loop().run_in_executor(None, th.join, 10)
+    try:
+        run(bystander())
+        assert max(latencies) < 0.5 * SCALE, "the other client was slowed: %r" % max(latencies)
+        wait_until(lambda: metrics(s)["wschat_slow_consumer_closes_total"] == 1, "the slow consumer closed")
+    finally:
+        victim.close()
+    assert "stop" in state, state
     assert_clean_exit(s)
 
 
