@@ -1461,7 +1461,7 @@ static int cmd_strerror(struct wschat_client *c,
       WSCHAT_ETOOBIG, WSCHAT_ENAMETAKEN, WSCHAT_ENOTFOUND,  WSCHAT_ECLOSED,
       WSCHAT_ESTATE,  WSCHAT_ESAMEROOM,  WSCHAT_ENOTOPEN,   WSCHAT_ETOOMANY,
       WSCHAT_EEXIST,  WSCHAT_ERESERVED,  WSCHAT_ENOTMEMBER, WSCHAT_ENOMEM,
-      WSCHAT_EIO,     WSCHAT_EADDR,      WSCHAT_ENOHISTORY};
+      WSCHAT_EIO,     WSCHAT_EADDR,      WSCHAT_ENOHISTORY, WSCHAT_ETLS};
   const size_t ncodes = sizeof(codes) / sizeof(codes[0]);
   const char *text[sizeof(codes) / sizeof(codes[0]) + 2];
   const int unknown[2] = {-999, 12345};
@@ -2220,6 +2220,18 @@ int main(int argc, char **argv) {
                                      strlen(app.jwt_secret));
     CHECK(r == 0, "jwt secret: %d", r);
   }
+  /* TLS: the calls' argument and state checks (test_tls.py serves it). */
+  CHECK(wschat_server_set_tls(NULL, "c", "k", NULL) == WSCHAT_EINVAL,
+        "tls on NULL");
+  CHECK(wschat_server_set_tls(app.srv, NULL, "k", NULL) == WSCHAT_EINVAL,
+        "tls without a certificate");
+  CHECK(wschat_server_reload_tls(app.srv) == WSCHAT_ESTATE,
+        "tls reload without tls");
+  CHECK(wschat_server_set_tls(app.srv, "/nonexistent/c.pem",
+                              "/nonexistent/k.pem", NULL) == WSCHAT_ETLS,
+        "tls with missing files");
+  CHECK(wschat_server_reload_tls(app.srv) == WSCHAT_ESTATE,
+        "a failed set_tls leaves no tls");
   wschat_server_on_connect(app.srv, on_connect, &app);
   wschat_server_on_disconnect(app.srv, on_disconnect, &app);
   wschat_server_on_message(app.srv, on_message, &app);
@@ -2232,6 +2244,8 @@ int main(int argc, char **argv) {
   }
   CHECK(wschat_server_listen(app.srv, "127.0.0.1", 0) == WSCHAT_ESTATE,
         "listen twice");
+  CHECK(wschat_server_set_tls(app.srv, "c", "k", NULL) == WSCHAT_ESTATE,
+        "tls after listen");
   r = wschat_server_set_option(app.srv, WSCHAT_OPT_MODE, WSCHAT_MODE_ECHO);
   CHECK(r == WSCHAT_ESTATE, "mode changed while listening: %d", r);
   check_static();
