@@ -31,23 +31,18 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "tls_ctx.h"
 
-#define TLS_RECORD 16384         /* plaintext per SSL_write: one record */
+#define TLS_RECORD WSCHAT__TLS_RECORD
 #define TRY_LIMIT (64 * 1024)    /* plaintext encrypted per try_write */
 #define CHUNK (64 * 1024)        /* ... per step of a background write */
 #define MAX_PENDING (1024 * 1024) /* ciphertext held: over it, fail */
-#define CIN (64 * 1024)           /* the shared ciphertext read buffer */
+#define CIN WSCHAT__TLS_CIN
 
 const char *const wschat__tls_fail_names[WSCHAT__TLS_FAIL_KINDS] = {
     "http", "protocol", "client_cert", "timeout", "eof"};
 
-/* A growing byte buffer (owned p). */
-struct wbuf {
-  char *p;
-  size_t len, cap;
-};
-
-static int wbuf_add(struct wbuf *b, const void *d, size_t n) {
+static int wbuf_add(struct wschat__tls_buf *b, const void *d, size_t n) {
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n)
@@ -63,21 +58,10 @@ static int wbuf_add(struct wbuf *b, const void *d, size_t n) {
   return 0;
 }
 
-static void wbuf_free(struct wbuf *b) {
+static void wbuf_free(struct wschat__tls_buf *b) {
   free(b->p);
-  *b = (struct wbuf){0};
+  *b = (struct wschat__tls_buf){0};
 }
-
-struct wschat__tls {
-  SSL_CTX *ctx; /* the current one (our reference) */
-  char *cert, *key, *ca; /* owned copies of the paths */
-  BIO_METHOD *bio_method; /* owned */
-  struct wschat__metrics *metrics;
-  const struct wschat__log *log;
-  char cin[CIN];           /* ciphertext read (one read at a time) */
-  char plain[TLS_RECORD];  /* plaintext gathered into one record */
-  struct wbuf scratch;     /* ciphertext written, until settle() */
-};
 
 /* One connection's TLS state (owned by the stream: freed at close). */
 struct tconn {
@@ -86,9 +70,9 @@ struct tconn {
   SSL *ssl;          /* owned; holds a reference to its SSL_CTX */
   const char *in;    /* ciphertext lent to OpenSSL during a read */
   size_t in_len;
-  struct wbuf *sink; /* where the BIO's writes go now */
-  struct wbuf out;   /* owned: ciphertext waiting behind fly */
-  struct wbuf fly;   /* owned: ciphertext being written (uv_write) */
+  struct wschat__tls_buf *sink; /* where the BIO's writes go now */
+  struct wschat__tls_buf out;   /* owned: ciphertext waiting behind fly */
+  struct wschat__tls_buf fly;   /* owned: ciphertext being written (uv_write) */
   /* The conn's background write: a copy of its buffer array (owned; the
    * bytes stay the conn's), where encryption has got to. */
   uv_buf_t *pw;
@@ -157,24 +141,9 @@ static int bio_create(BIO *b) {
   return 1;
 }
 
-/* ---- the context ---- */
-
-static int alpn_select(SSL *ssl, const unsigned char **out,
-                       unsigned char *outlen, const unsigned char *in,
-                       unsigned inlen, void *arg) {
-  (void)ssl;
-  (void)arg;
-  static const unsigned char h11[] = "\x08http/1.1";
-  if (SSL_select_next_proto((unsigned char **)out, outlen, h11,
-                            sizeof(h11) - 1, in, inlen) ==
-      OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_OK;
-  return SSL_TLSEXT_ERR_NOACK; /* no ALPN rather than no connection */
-}
-
 /* A TLS 1.2 client's renegotiation: OpenSSL refuses it (no_renegotiation
  * alert, SSL_OP_NO_RENEGOTIATION); we notice the alert and close. */
-static void info_cb(const SSL *ssl, int where, int ret) {
+void wschat__tls_info_cb(const SSL *ssl, int where, int ret) {
   if ((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT &&
       (ret & 0xff) == SSL_AD_NO_RENEGOTIATION) {
     struct tconn *tc = SSL_get_app_data(ssl);
@@ -183,117 +152,17 @@ static void info_cb(const SSL *ssl, int where, int ret) {
   }
 }
 
-static void err_text(char *err, size_t cap, const char *what,
-                     const char *path) {
-  unsigned long e = ERR_peek_last_error();
-  const char *why = e ? ERR_reason_error_string(e) : NULL;
-  snprintf(err, cap, "%s %s: %s", what, path, why ? why : "unusable");
-  ERR_clear_error();
-}
 
-static SSL_CTX *make_ctx(const struct wschat__tls *t, char *err,
-                         size_t cap) {
-  ERR_clear_error();
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (ctx == NULL) {
-    snprintf(err, cap, "no memory for a TLS context");
-    return NULL;
+BIO_METHOD *wschat__tls_bio_method(void) {
+  BIO_METHOD *m =
+      BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wschat");
+  if (m != NULL) {
+    BIO_meth_set_write(m, bio_write);
+    BIO_meth_set_read(m, bio_read);
+    BIO_meth_set_ctrl(m, bio_ctrl);
+    BIO_meth_set_create(m, bio_create);
   }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
-  /* An idle connection gives its record buffers back. */
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-  SSL_CTX_set_info_callback(ctx, info_cb);
-  SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"wschat", 6);
-  if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
-    err_text(err, cap, "certificate", t->cert);
-    goto fail;
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, t->key, SSL_FILETYPE_PEM) != 1) {
-    err_text(err, cap, "key", t->key);
-    goto fail;
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    err_text(err, cap, "key does not match the certificate:", t->key);
-    goto fail;
-  }
-  if (t->ca != NULL) {
-    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(t->ca);
-    if (names == NULL || SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1) {
-      sk_X509_NAME_pop_free(names, X509_NAME_free);
-      err_text(err, cap, "client CA", t->ca);
-      goto fail;
-    }
-    SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
-    SSL_CTX_set_verify(ctx,
-                       SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                       NULL);
-  }
-  return ctx;
-fail:
-  SSL_CTX_free(ctx);
-  return NULL;
-}
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
-void wschat__tls_free(struct wschat__tls *t) {
-  if (t == NULL)
-    return;
-  SSL_CTX_free(t->ctx);
-  BIO_meth_free(t->bio_method);
-  free(t->cert);
-  free(t->key);
-  free(t->ca);
-  wbuf_free(&t->scratch);
-  free(t);
-}
-
-int wschat__tls_new(struct wschat__tls **out, const char *cert,
-                    const char *key, const char *ca,
-                    struct wschat__metrics *metrics,
-                    const struct wschat__log *log, char *err, size_t cap) {
-  *out = NULL;
-  struct wschat__tls *t = calloc(1, sizeof(*t));
-  if (t == NULL)
-    return -2;
-  t->metrics = metrics;
-  t->log = log;
-  t->cert = strdup(cert);
-  t->key = strdup(key);
-  t->ca = dup_or_null(ca);
-  t->bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                               "wschat");
-  if (t->cert == NULL || t->key == NULL || (ca && t->ca == NULL) ||
-      t->bio_method == NULL) {
-    wschat__tls_free(t);
-    return -2;
-  }
-  BIO_meth_set_write(t->bio_method, bio_write);
-  BIO_meth_set_read(t->bio_method, bio_read);
-  BIO_meth_set_ctrl(t->bio_method, bio_ctrl);
-  BIO_meth_set_create(t->bio_method, bio_create);
-  t->ctx = make_ctx(t, err, cap);
-  if (t->ctx == NULL) {
-    wschat__tls_free(t);
-    return -1;
-  }
-  *out = t;
-  return 0;
-}
-
-int wschat__tls_reload(struct wschat__tls *t, char *err, size_t cap) {
-  SSL_CTX *ctx = make_ctx(t, err, cap);
-  if (ctx == NULL) {
-    t->metrics->tls_reload_failures++;
-    return -1;
-  }
-  SSL_CTX_free(t->ctx); /* connections made with it keep a reference */
-  t->ctx = ctx;
-  t->metrics->tls_reloads++;
-  return 0;
+  return m;
 }
 
 /* ---- counting and logging the handshake's end ---- */
@@ -369,7 +238,7 @@ static int start_fly(struct tconn *tc, struct wschat__stream *s) {
   if (req == NULL)
     return UV_ENOMEM;
   tc->fly = tc->out;
-  tc->out = (struct wbuf){0};
+  tc->out = (struct wschat__tls_buf){0};
   req->data = s;
   uv_buf_t b = uv_buf_init(tc->fly.p, (unsigned)tc->fly.len);
   int r = uv_write(req, TCP(s), &b, 1, fly_cb);
@@ -391,7 +260,7 @@ static void begin(struct tconn *tc) {
  * went to the shared buffer), the rest in the background. Returns 0 or a
  * negative libuv error. */
 static int settle(struct tconn *tc, struct wschat__stream *s) {
-  struct wbuf *sc = &tc->t->scratch;
+  struct wschat__tls_buf *sc = &tc->t->scratch;
   int r = 0;
   if (tc->sink == sc && sc->len > 0) {
     uv_buf_t b = uv_buf_init(sc->p, (unsigned)sc->len);

@@ -6,12 +6,12 @@
  * write, never blocking.
  *
  * Two parts:
- *  - struct wschat__tls, one per server: the current SSL_CTX (a reload
+ *  - struct wschat__tls (tls_ctx.c, tls_ctx.h), one per server: the current SSL_CTX (a reload
  *    makes a new one; connections keep a reference to the one they were
  *    made with, OpenSSL counts them), the paths to read again, scratch
  *    buffers shared by every connection (ciphertext read, plaintext
  *    gathered, ciphertext written), the BIO method.
- *  - per connection: a TCP stream whose ops are swapped for the TLS ones
+ *  - per connection (stream_tls.c): a TCP stream whose ops are swapped for the TLS ones
  *    and whose handle's data points to the connection's TLS state (the
  *    SSL object, ciphertext not yet taken by the socket: at most about
  *    64 KiB plus what the handshake writes; the conn's own background
