@@ -301,6 +301,30 @@ def test_slow_consumer_over_tls_is_closed_and_others_unaffected(tls_server):
     assert_clean_exit(s)
 
 
+def test_tls13_key_update_is_not_renegotiation(tls_server, certs):
+    """A TLS 1.3 KeyUpdate (s_client's K: the peer must update too) is
+    answered, and the connection goes on to a request."""
+    s = tls_server()
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-tls1_3",
+                             "-CAfile", certs.ca, "-servername", "localhost"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: metrics(s)["wschat_tls_handshakes_total"] >= 1, "s_client's handshake")
+        proc.stdin.write(b"K\n")
+        proc.stdin.flush()
+        time.sleep(0.3)
+        proc.stdin.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        proc.stdin.flush()
+        out = proc.communicate(timeout=5 * SCALE)[0].decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "KEYUPDATE" in out and "HTTP/1.1 200 OK" in out, out[-1500:]
+    assert metrics(s)["wschat_tls_renegotiations_refused_total"] == 0
+    assert_clean_exit(s)
+
+
 # ---- client certificates ----
 
 def tls_request(port, ctx):
