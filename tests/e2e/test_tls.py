@@ -308,18 +308,30 @@ def test_tls13_key_update_is_not_renegotiation(tls_server, certs):
     proc = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-tls1_3",
                              "-CAfile", certs.ca, "-servername", "localhost"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    import threading
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
+    reader.start()
+    said = lambda text: any(text in l.decode(errors="replace") for l in list(lines))  # noqa: E731
     try:
-        wait_until(lambda: metrics(s)["wschat_tls_handshakes_total"] >= 1, "s_client's handshake")
+        wait_until(lambda: said("Verify return code"), "s_client's handshake")
+        time.sleep(0.3)  # s_client reads its tickets before it reads stdin
         proc.stdin.write(b"K\n")
         proc.stdin.flush()
+        wait_until(lambda: said("KEYUPDATE"), "s_client's KeyUpdate")
         time.sleep(0.3)
         proc.stdin.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         proc.stdin.flush()
-        out = proc.communicate(timeout=5 * SCALE)[0].decode(errors="replace")
+        wait_until(lambda: said("HTTP/1.1 200 OK"), "the answer after the KeyUpdate")
+        proc.wait(timeout=5 * SCALE)  # the server closed (Connection: close)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+        reader.join(5)
+        proc.stdin.close()
+        proc.stdout.close()
+    out = b"".join(lines).decode(errors="replace")
     assert "KEYUPDATE" in out and "HTTP/1.1 200 OK" in out, out[-1500:]
     assert metrics(s)["wschat_tls_renegotiations_refused_total"] == 0
     assert_clean_exit(s)
