@@ -426,6 +426,17 @@ def test_bad_files_refuse_to_start(certs):
         assert "tls" in p.stderr.lower(), p.stderr
 
 
+def test_tls_from_the_config_file(start_server, certs, tmp_path):
+    conf = tmp_path / "chat.ini"
+    conf.write_text("tls-cert = %s\ntls-key = %s\n" % (certs.cert, certs.key))
+    s = start_server("--config", str(conf))
+    assert s.url.startswith("wss://"), s.url
+    s.ssl = tlscerts.client_context(certs)
+    status, _, body = fetch(s, "/healthz")
+    assert status == 200 and body.strip() == b"ok"
+    assert_clean_exit(s)
+
+
 # ---- the page in Chromium over https:// and wss:// ----
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (./dev test installs it)")
