@@ -52,6 +52,10 @@ static SSL_CTX *make_ctx(const struct wschat__tls *t, char *err,
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
   SSL_CTX_set_info_callback(ctx, wschat__tls_info_cb);
   SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"wschat", 6);
+  /* No server-side session cache: resumption is by (stateless) tickets,
+   * and a flood of TLS 1.2 handshakes cannot grow a cache (up to 20,480
+   * sessions by default). */
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (SSL_CTX_use_certificate_chain_file(ctx, t->cert) != 1) {
     err_text(err, cap, "certificate", t->cert);
     goto fail;
