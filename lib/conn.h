@@ -37,6 +37,7 @@ struct wschat__http;
 struct wschat__frame;
 struct wschat__log;
 struct wschat__conn;
+struct wschat__deflate;
 
 enum wschat__conn_state {
   WSCHAT__CONN_HTTP = 0, /* reading the upgrade request, or deferred */
@@ -91,6 +92,11 @@ struct wschat__conn_env {
   char *gather; /* scratch: small frames copied into one write */
   size_t gather_len;
   struct wschat__frame *ping_frame; /* shared by all */
+  /* permessage-deflate (deflate.h): the server's shared streams (owned by
+   * the server, NULL if out of memory) and whether upgrades may
+   * negotiate it (WSCHAT_OPT_DEFLATE, on by default) */
+  struct wschat__deflate *deflate;
+  int deflate_on;
 };
 
 struct wschat__conn {

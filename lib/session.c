@@ -178,6 +178,36 @@ static void reply_forbidden(struct wschat_client *c, const char *what) {
   wschat__session_reply(NULL, &c->member, line, (size_t)n);
 }
 
+/* permessage-deflate: the first acceptable offer of the request's
+ * Sec-WebSocket-Extensions headers, in order (deflate.h). 1 with *p set. */
+static int offered_deflate(const struct wschat__http *h,
+                           struct wschat__pmd *p) {
+  const struct wschat__http_header *x = NULL;
+  while ((x = wschat__http_header_next(h, "Sec-WebSocket-Extensions", x)))
+    if (wschat__pmd_negotiate(x->value, x->value_len, p))
+      return 1;
+  return 0;
+}
+
+/* The 101's extra headers: the application's, after the extension's answer
+ * if deflate was agreed (a new string in *owned, freed by the caller). */
+static const char *upgrade_extra(struct wschat_client *c,
+                                 const struct wschat__pmd *p, int z,
+                                 char **owned) {
+  *owned = NULL;
+  if (!z)
+    return c->hs->headers;
+  char ext[160];
+  size_t el = wschat__pmd_response(p, ext, sizeof(ext));
+  size_t hl = c->hs->headers ? strlen(c->hs->headers) : 0;
+  size_t n = sizeof("Sec-WebSocket-Extensions: \r\n") + el + hl;
+  if (el == 0 || (*owned = malloc(n)) == NULL)
+    return NULL;
+  snprintf(*owned, n, "Sec-WebSocket-Extensions: %s\r\n%s", ext,
+           c->hs->headers ? c->hs->headers : "");
+  return *owned;
+}
+
 /* Accepts the upgrade: 101, then the chat (or echo) begins. */
 static void open_client(struct wschat_client *c) {
   const struct wschat__session_env *env = wschat__session_env(c);
@@ -201,14 +231,25 @@ static void open_client(struct wschat_client *c) {
     return;
   }
   int json = c->protocol && strcmp(c->protocol, WSCHAT__JSON_PROTOCOL) == 0;
+  struct wschat__pmd pmd;
+  int z = env->conn.deflate_on && env->conn.deflate != NULL &&
+          offered_deflate(h, &pmd);
+  char *owned;
+  const char *extra = upgrade_extra(c, &pmd, z, &owned);
   wschat__ws_accept(h->key, h->key_len, accept);
-  size_t n = accept[0] ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
-                                                    c->protocol,
-                                                    c->hs->headers)
-                       : 0;
+  size_t n = accept[0] && (extra != NULL || !z)
+                 ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
+                                              c->protocol, extra)
+                 : 0;
+  free(owned);
   if (n == 0) {
     wschat__conn_drop(&c->conn, 1011);
     return;
+  }
+  if (z) { /* before the upgrade feeds what arrived meanwhile */
+    c->member.zkey = (uint8_t)wschat__pmd_key(&pmd);
+    c->conn.ws.z = env->conn.deflate;
+    c->conn.ws.scan.deflate = 1;
   }
   struct wschat__hs *hs = c->hs;
   c->hs = NULL; /* kept below until the chat has it */
@@ -420,6 +461,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
     if (f == NULL) {
       wschat__conn_close(conn, 1011, "out of memory");
     } else {
+      f = wschat__session_own(c, f);
       wschat__conn_deliver(conn, f);
       wschat__frame_unref(f);
     }
@@ -430,6 +472,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
     struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_TEXT, no,
                                                 sizeof(no) - 1);
     if (f) {
+      f = wschat__session_own(c, f);
       wschat__replay_send(c, f);
       wschat__frame_unref(f);
     }
@@ -516,7 +559,8 @@ static int deliver_one(struct wschat__member *m, struct wschat_event *ev,
   if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
     return 0;
   int oom;
-  struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
+  struct wschat__frame *f =
+      wschat__view_frame(m, ev, variant, c->conn.env->deflate, &oom);
   if (f != NULL)
     wschat__replay_send(c, f); /* after its replay, if one is pending */
   else if (oom)
@@ -532,7 +576,8 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
    * behind a replay), the frame of its view built already (by the first
    * recipient of that view), an event every member sees the same way.
    * Anything else goes through the view. */
-  struct wschat__frame *(*frames)[WSCHAT__VARIANTS] = ev->frames;
+  struct wschat__frame *(*frames)[WSCHAT__VIEWS][WSCHAT__VARIANTS] =
+      ev->frames;
   int plain = ev->kind != WSCHAT_EVENT_NICK && variant == 0;
   size_t delivered = 0; /* counted here, added to the metrics once */
   struct wschat_client *c = NULL;
@@ -544,13 +589,13 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
     c = (struct wschat_client *)(void *)((char *)mi -
                                          offsetof(struct wschat_client,
                                                   member));
-    unsigned v = mi->view;
-    if (plain && v < WSCHAT__VIEWS && frames[v][0] != NULL) {
+    unsigned v = mi->view, z = mi->zkey;
+    if (plain && v < WSCHAT__VIEWS && frames[z][v][0] != NULL) {
       /* The test conn_deliver makes first (the compiler merges them). */
       if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
         continue;
       delivered++;
-      wschat__conn_deliver(&c->conn, frames[v][0]);
+      wschat__conn_deliver(&c->conn, frames[z][v][0]);
       continue;
     }
     delivered += (size_t)deliver_one(mi, ev, variant);
@@ -570,6 +615,7 @@ void wschat__session_reply(void *user, struct wschat__member *m,
     wschat__conn_doom(&c->conn, 1011);
     return;
   }
+  f = wschat__session_own(c, f);
   wschat__replay_send(c, f);
   wschat__frame_unref(f);
 }
@@ -610,6 +656,7 @@ void wschat__session_on_enter(void *user, struct wschat__member *m,
      * it has seen everything. */
     struct wschat__frame *f = wschat__json_history(room, NULL, 0, 0, NULL);
     if (f != NULL) {
+      f = wschat__session_own(c, f);
       wschat__replay_send(c, f);
       wschat__frame_unref(f);
     }

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate.h"
 #include "frame.h"
+#include "utf8.h"
 #include "ws_codec.h"
 
 struct wschat__ws_call {
@@ -20,6 +22,7 @@ struct wschat__ws_call {
   void *user;
   const uint8_t *in; /* bytes being fed (not owned) */
   size_t in_len;
+  size_t max_message; /* the feed's limit (inflation's bound too) */
 };
 
 /* Makes call current for the length of a feed or close; calls nest (a
@@ -33,6 +36,7 @@ static struct wschat__ws_call *enter(struct wschat__ws *w,
   call->user = user;
   call->in = NULL;
   call->in_len = 0;
+  call->max_message = 0;
   w->call = call;
   return outer;
 }
@@ -121,10 +125,18 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
   w->frame_off += a->data_length;
 }
 
+/* Fails the connection from inside wslay's read: it reads no further. */
+static void fail(wslay_event_context_ptr ctx, struct wschat__ws *w, int code,
+                 const char *why) {
+  wslay_event_shutdown_read(ctx);
+  wslay_event_queue_close(ctx, (uint16_t)code, (const uint8_t *)why,
+                          strlen(why));
+  w->call->cbs->on_fail(w->call->user, code);
+}
+
 static void on_msg_recv(wslay_event_context_ptr ctx,
                         const struct wslay_event_on_msg_recv_arg *arg,
                         void *user) {
-  (void)ctx;
   struct wschat__ws *w = user;
   switch (arg->opcode) {
   case WSLAY_TEXT_FRAME:
@@ -135,6 +147,20 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
     size_t len = w->direct ? w->direct_len : w->buf_len;
     w->direct = NULL;
     w->buf_len = 0;
+    if ((arg->rsv & WSLAY_RSV1_BIT) && w->z != NULL) {
+      const char *why;
+      int code = wschat__deflate_inflate(w->z, msg, len, w->call->max_message,
+                                         &msg, &len, &why);
+      if (code == 0 && arg->opcode == WSLAY_TEXT_FRAME &&
+          !wschat__utf8_valid((const char *)msg, len)) {
+        code = 1007;
+        why = "invalid UTF-8";
+      }
+      if (code != 0) {
+        fail(ctx, w, code, why);
+        break;
+      }
+    }
     if (w->call->cbs->is_open(w->call->user))
       w->call->cbs->on_message(w->call->user, arg->opcode, msg, len);
     break;
@@ -175,6 +201,8 @@ static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
     return -1;
   }
   wslay_event_config_set_no_buffering(w->ctx, 1);
+  if (w->z != NULL)
+    wslay_event_config_set_allowed_rsv_bits(w->ctx, WSLAY_RSV1_BIT);
   /* The scanner enforces the limit with a reason; this is a second fence. */
   wslay_event_config_set_max_recv_msg_length(w->ctx, max_message + 1);
   return 0;
@@ -222,6 +250,7 @@ static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
   }
   if (ensure_ctx(w, max_message) != 0)
     return -1;
+  w->call->max_message = max_message;
   int code = 0;
   const char *why = NULL;
   size_t ok = wschat__ws_scan(&w->scan, data, len, max_message, &code, &why);

@@ -14,6 +14,10 @@
  * wschat__ws_fast_frame): it unmasks eight bytes at a time and checks UTF-8
  * with an ASCII fast path, where wslay works a byte at a time. Everything else (control frames, fragments, partial or
  * 64-bit-length frames, invalid UTF-8, reserved bits) goes to wslay.
+ * With permessage-deflate (w->z set), a message whose first frame has RSV1
+ * is inflated whole once it is complete (deflate.h: bounded by
+ * max_message, 1009; corrupt data 1007), then checked as UTF-8 if text
+ * (1007) and handed up like any other.
  * Never touches sockets and knows no connection: wslay's output, whole
  * messages, closes and pongs go up through struct wschat__ws_cbs.
  */
@@ -28,6 +32,7 @@
 #include "ws_codec.h"
 
 struct wschat__frame;
+struct wschat__deflate;
 
 /* Upcalls to the connection; user is the one given to wschat__ws_init. */
 struct wschat__ws_cbs {
@@ -70,6 +75,9 @@ struct wschat__ws {
   size_t direct_len;
   uint8_t *buf; /* owned: a fragmented or chunked message, reused */
   size_t buf_len, buf_cap;
+  /* not owned: the server's shared zlib streams, set (with scan.deflate)
+   * when permessage-deflate was negotiated; NULL otherwise */
+  struct wschat__deflate *z;
 };
 
 /*

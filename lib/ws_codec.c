@@ -37,6 +37,17 @@ size_t wschat__ws_scan(struct wschat__ws_scan *s, const uint8_t *p, size_t len,
     size_t start = i >= s->hlen ? i - s->hlen : 0;
     s->hlen = 0;
     *code = 1002;
+    if (s->hdr[0] & 0x70) {
+      /* RSV1 only for the first frame of a compressed data message, and
+       * only with permessage-deflate; RSV2 and RSV3 never. */
+      *why = (s->hdr[0] & 0x30)    ? "reserved bits set"
+             : !s->deflate         ? "RSV1 set without an extension"
+             : op >= 8             ? "RSV1 on a control frame"
+             : op == 0             ? "RSV1 on a continuation frame"
+                                   : NULL;
+      if (*why != NULL)
+        return start;
+    }
     if ((l7 == 126 && plen < 126) || (l7 == 127 && plen <= 0xFFFF)) {
       /* RFC 6455 5.2: the minimal number of bytes MUST be used. */
       *why = "frame length not in its minimal form";

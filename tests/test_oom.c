@@ -213,7 +213,7 @@ static void deliver(void *user, struct wschat__member *const *m, size_t n,
     if (m[i]->id == skip || !u->open)
       continue;
     int oom = 0;
-    struct wschat__frame *f = wschat__view_frame(m[i], ev, variant, &oom);
+    struct wschat__frame *f = wschat__view_frame(m[i], ev, variant, NULL, &oom);
     if (f != NULL)
       record_frame(u, f); /* the cache keeps the frame */
     else if (oom)
