@@ -4,9 +4,10 @@
  * Compression: one raw deflate stream per window size (8-15 bits), reset
  * for each message, flushed with Z_SYNC_FLUSH and its 4-byte tail
  * 00 00 ff ff stripped (RFC 7692 7.2.1). zlib cannot make a raw stream
- * with an 8-bit window: a client that asks for one gets a 9-bit stream
- * with the Z_RLE strategy, whose matches are all at distance 1, so any
- * window reads it.
+ * with an 8-bit window: a client that asks for one gets a 9-bit stream,
+ * which fits, since zlib's deflate never reaches back further than its
+ * window less MIN_LOOKAHEAD (262 bytes): 250 bytes in a 512-byte window
+ * (tests/e2e/test_deflate.py inflates it with 256).
  * Inflation: one raw inflate stream with a 15-bit window (it reads any
  * smaller one), reset for each message, writing into a buffer grown by
  * doubling and never past the caller's limit + 1.
@@ -289,7 +290,7 @@ static z_stream *compressor(struct wschat__deflate *z, unsigned key) {
     z_stream *s = &z->def[key];
     memset(s, 0, sizeof(*s));
     if (deflateInit2(s, 6, Z_DEFLATED, bits == 8 ? -9 : -bits, 6,
-                     bits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY) != Z_OK)
+                     Z_DEFAULT_STRATEGY) != Z_OK)
       return NULL;
     z->def_ok[key] = 1;
   }
