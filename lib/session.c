@@ -178,36 +178,6 @@ static void reply_forbidden(struct wschat_client *c, const char *what) {
   wschat__session_reply(NULL, &c->member, line, (size_t)n);
 }
 
-/* permessage-deflate: the first acceptable offer of the request's
- * Sec-WebSocket-Extensions headers, in order (deflate.h). 1 with *p set. */
-static int offered_deflate(const struct wschat__http *h,
-                           struct wschat__pmd *p) {
-  const struct wschat__http_header *x = NULL;
-  while ((x = wschat__http_header_next(h, "Sec-WebSocket-Extensions", x)))
-    if (wschat__pmd_negotiate(x->value, x->value_len, p))
-      return 1;
-  return 0;
-}
-
-/* The 101's extra headers: the application's, after the extension's answer
- * if deflate was agreed (a new string in *owned, freed by the caller). */
-static const char *upgrade_extra(struct wschat_client *c,
-                                 const struct wschat__pmd *p, int z,
-                                 char **owned) {
-  *owned = NULL;
-  if (!z)
-    return c->hs->headers;
-  char ext[160];
-  size_t el = wschat__pmd_response(p, ext, sizeof(ext));
-  size_t hl = c->hs->headers ? strlen(c->hs->headers) : 0;
-  size_t n = sizeof("Sec-WebSocket-Extensions: \r\n") + el + hl;
-  if (el == 0 || (*owned = malloc(n)) == NULL)
-    return NULL;
-  snprintf(*owned, n, "Sec-WebSocket-Extensions: %s\r\n%s", ext,
-           c->hs->headers ? c->hs->headers : "");
-  return *owned;
-}
-
 /* Accepts the upgrade: 101, then the chat (or echo) begins. */
 static void open_client(struct wschat_client *c) {
   const struct wschat__session_env *env = wschat__session_env(c);
@@ -232,25 +202,21 @@ static void open_client(struct wschat_client *c) {
   }
   int json = c->protocol && strcmp(c->protocol, WSCHAT__JSON_PROTOCOL) == 0;
   struct wschat__pmd pmd;
-  int z = env->conn.deflate_on && env->conn.deflate != NULL &&
-          offered_deflate(h, &pmd);
-  char *owned;
-  const char *extra = upgrade_extra(c, &pmd, z, &owned);
+  int z = wschat__session_deflate_agree(c, &pmd);
+  char *extra = wschat__session_deflate_headers(c, z ? &pmd : NULL);
   wschat__ws_accept(h->key, h->key_len, accept);
   size_t n = accept[0] && (extra != NULL || !z)
                  ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
-                                              c->protocol, extra)
+                                              c->protocol,
+                                              z ? extra : c->hs->headers)
                  : 0;
-  free(owned);
+  free(extra);
   if (n == 0) {
     wschat__conn_drop(&c->conn, 1011);
     return;
   }
-  if (z) { /* before the upgrade feeds what arrived meanwhile */
-    c->member.zkey = (uint8_t)wschat__pmd_key(&pmd);
-    c->conn.ws.z = env->conn.deflate;
-    c->conn.ws.scan.deflate = 1;
-  }
+  if (z) /* before the upgrade feeds what arrived meanwhile */
+    wschat__session_deflate_apply(c, &pmd);
   struct wschat__hs *hs = c->hs;
   c->hs = NULL; /* kept below until the chat has it */
   if (wschat__conn_upgrade(&c->conn, buf, n) != 0) {
