@@ -125,6 +125,20 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
   w->frame_off += a->data_length;
 }
 
+/* Inflates a compressed message in place of *msg (into the server's
+ * buffer), checks it as UTF-8 if text. 0, or a close code with *why. */
+static int inflate_message(struct wschat__ws *w, int opcode,
+                           const uint8_t **msg, size_t *len, size_t max,
+                           const char **why) {
+  int code = wschat__deflate_inflate(w->z, *msg, *len, max, msg, len, why);
+  if (code == 0 && opcode == WSLAY_TEXT_FRAME &&
+      !wschat__utf8_valid((const char *)*msg, *len)) {
+    code = 1007;
+    *why = "invalid UTF-8";
+  }
+  return code;
+}
+
 /* Fails the connection from inside wslay's read: it reads no further. */
 static void fail(wslay_event_context_ptr ctx, struct wschat__ws *w, int code,
                  const char *why) {
@@ -149,13 +163,8 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
     w->buf_len = 0;
     if ((arg->rsv & WSLAY_RSV1_BIT) && w->z != NULL) {
       const char *why;
-      int code = wschat__deflate_inflate(w->z, msg, len, w->call->max_message,
-                                         &msg, &len, &why);
-      if (code == 0 && arg->opcode == WSLAY_TEXT_FRAME &&
-          !wschat__utf8_valid((const char *)msg, len)) {
-        code = 1007;
-        why = "invalid UTF-8";
-      }
+      int code = inflate_message(w, arg->opcode, &msg, &len,
+                                 w->call->max_message, &why);
       if (code != 0) {
         fail(ctx, w, code, why);
         break;
@@ -208,6 +217,21 @@ static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
   return 0;
 }
 
+/* Fails the connection from the fast path (a compressed message that does
+ * not inflate, or not to valid text): a close frame with code and why
+ * through wslay, and nothing more is read. */
+static void fail_now(struct wschat__ws *w, int code, const char *why,
+                     size_t max) {
+  w->failed = 1;
+  if (ensure_ctx(w, max) != 0) {
+    w->oom = 1; /* feed() drops the connection */
+    return;
+  }
+  fail(w->ctx, w, code, why);
+  if (wslay_event_send(w->ctx) != 0)
+    w->oom = 1;
+}
+
 /*
  * The fast path: dispatches the whole, final, masked, rsv-free text and
  * binary frames (7- or 16-bit length, within max_message) at the front of
@@ -226,6 +250,17 @@ static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
     size_t plen;
     size_t n = wschat__ws_fast_frame(p + pos, len - pos, max, &op, &payload,
                                      &plen);
+    if (n == 0 && w->z != NULL && pos < len && (p[pos] & 0x40)) {
+      /* a compressed message, whole: inflated here, no wslay context */
+      n = wschat__ws_fast_frame_z(p + pos, len - pos, max, &op, &payload,
+                                  &plen);
+      const char *why;
+      int code = n ? inflate_message(w, op, &payload, &plen, max, &why) : 0;
+      if (code != 0) {
+        fail_now(w, code, why, max);
+        return pos + n;
+      }
+    }
     if (n == 0)
       break;
     pos += n;
@@ -240,6 +275,8 @@ static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
     return 0; /* after a close or a failure, input is discarded */
   if (wschat__ws_scan_between_messages(&w->scan)) {
     size_t n = fast_path(w, data, len, max_message);
+    if (w->oom)
+      return -1;
     data += n;
     len -= n;
     /* A message may have closed the connection: nothing after our close

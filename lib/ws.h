@@ -15,7 +15,9 @@
  * with an ASCII fast path, where wslay works a byte at a time. Everything else (control frames, fragments, partial or
  * 64-bit-length frames, invalid UTF-8, reserved bits) goes to wslay.
  * With permessage-deflate (w->z set), a message whose first frame has RSV1
- * is inflated whole once it is complete (deflate.h: bounded by
+ * is inflated whole once it is complete (a whole one-frame message in the
+ * fast path, wschat__ws_fast_frame_z, so that it needs no wslay context
+ * either) (deflate.h: bounded by
  * max_message, 1009; corrupt data 1007), then checked as UTF-8 if text
  * (1007) and handed up like any other.
  * Never touches sockets and knows no connection: wslay's output, whole

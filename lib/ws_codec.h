@@ -75,4 +75,15 @@ size_t wschat__ws_fast_frame(uint8_t *p, size_t len, uint64_t max_message,
                              int *opcode, const uint8_t **payload,
                              size_t *payload_len);
 
+/*
+ * The same for a compressed message (permessage-deflate): one whole, final,
+ * masked text or binary frame with RSV1 set (and RSV2, RSV3 clear), its
+ * payload unmasked in place and not checked as UTF-8 (it is compressed:
+ * the caller inflates it, then checks). Only for a connection that
+ * negotiated the extension. Returns as wschat__ws_fast_frame().
+ */
+size_t wschat__ws_fast_frame_z(uint8_t *p, size_t len, uint64_t max_message,
+                               int *opcode, const uint8_t **payload,
+                               size_t *payload_len);
+
 #endif

@@ -193,12 +193,27 @@ START_TEST(reserved_bits) {
       ck_assert_str_eq(v.why, "reserved bits set");
     }
   }
-  /* and the fast path never takes an RSV1 frame */
-  n = frame(b, 0xC1, "zz", 2);
+  /* the fast path never takes an RSV1 frame; the compressed one takes
+   * only those (whole, final, masked), unmasked, not checked as UTF-8 */
+  n = frame(b, 0xC1, "\xff\xfe", 2);
   int op;
   const uint8_t *pl;
   size_t plen;
   ck_assert_uint_eq(wschat__ws_fast_frame(b, n, MAX, &op, &pl, &plen), 0);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, MAX, &op, &pl, &plen), n);
+  ck_assert_int_eq(op, 1);
+  ck_assert_uint_eq(plen, 2);
+  ck_assert_mem_eq(pl, "\xff\xfe", 2);
+  static const uint8_t notz[] = {0x81, 0x41, 0xE1, 0xD1, 0xC0, 0xC9};
+  for (size_t i = 0; i < sizeof(notz); i++) {
+    n = frame(b, notz[i], "ab", 2);
+    ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, MAX, &op, &pl, &plen), 0);
+  }
+  n = frame(b, 0xC2, "abcdef", 6);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n - 1, MAX, &op, &pl, &plen), 0);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, 5, &op, &pl, &plen), 0);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, 6, &op, &pl, &plen), n);
+  ck_assert_int_eq(op, 2);
 }
 END_TEST
 

@@ -22,7 +22,7 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 
 from chatclient import Clients, run
 from conftest import without_flood_control
-from wsraw import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, new_key, upgrade_request
+from wsraw import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame, new_key, upgrade_request
 
 TAIL = b"\x00\x00\xff\xff"
 BASE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
@@ -321,6 +321,46 @@ def test_corrupt_compressed_data_1007(echo):
         ws.send_frame(OP_TEXT, b"\xff\xff\xff\xff garbage", rsv=4)
         f = ws.expect_close(1007)
         assert f.close_reason == b"invalid compressed data"
+
+
+def test_two_compressed_messages_in_one_write(echo):
+    ws, _ = open_raw(echo, ["permessage-deflate"])
+    with ws:
+        a, b = (PROSE * 2).encode(), ("second " + PROSE * 3).encode()
+        ws.send(encode_frame(OP_TEXT, compress(a), rsv=4) + encode_frame(OP_BINARY, compress(b), rsv=4))
+        assert recv_msg(ws) == (OP_TEXT, a, True)
+        assert recv_msg(ws) == (OP_BINARY, b, True)
+
+
+@pytest.mark.parametrize("bad,code,reason", [
+    (b"\xff\xff\xff\xff garbage", 1007, b"invalid compressed data"),
+    (None, 1007, b"invalid UTF-8"),
+    (b"bomb", 1009, b"message too big"),
+], ids=["corrupt", "utf8", "bomb"])
+def test_fragmented_compressed_failures(start_server, bad, code, reason):
+    # the same failures when the message comes in fragments (wslay's path)
+    s = start_server("--echo", "--max-message", "100000")
+    ws, _ = open_raw(s, ["permessage-deflate"])
+    with ws:
+        if bad is None:
+            bad = compress(b"fine " * 30 + b"\xc3\x28")
+        elif bad == b"bomb":
+            bad = compress(b"\0" * 1_000_000)
+        ws.send_frame(OP_TEXT if code != 1009 else OP_BINARY, bad[:3], fin=False, rsv=4)
+        ws.send_frame(OP_PING, b"between")
+        ws.send_frame(OP_CONT, bad[3:], fin=True)
+        f = ws.recv_frame()
+        assert (f.opcode, f.payload) == (OP_PONG, b"between")
+        assert ws.expect_close(code).close_reason == reason
+    assert s.alive()
+
+
+def test_message_after_a_failure_is_not_read(echo):
+    ws, _ = open_raw(echo, ["permessage-deflate"])
+    with ws:
+        ws.send(encode_frame(OP_TEXT, b"\x00\x01\x02 not deflate", rsv=4) +
+                encode_frame(OP_TEXT, compress((PROSE * 2).encode()), rsv=4))
+        ws.expect_close(1007)
 
 
 def test_rsv1_on_continuation_1002(echo):
