@@ -715,6 +715,8 @@ static long long opt_value(const struct settings *st, enum wschat_option opt,
   for (int i = 0; i < st->nopts; i++)
     if (st->opts[i].opt == opt)
       return st->opts[i].value;
+  if (opt == WSCHAT_OPT_DEFLATE)
+    return 1; /* a switch (--no-deflate): not given, deflate is on */
   const struct flag *f = NULL;
   for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
     if (strcmp(flags[k].name, flag) == 0)

@@ -498,3 +498,28 @@ def test_chat_frames_compressed_once_per_window(start_server):
     finally:
         for c in clients:
             c.close()
+
+
+def test_config_file_and_sighup(start_server, tmp_path):
+    """no-deflate and deflate-threshold in the INI file; SIGHUP applies a
+    change to the connections that come next."""
+    import signal
+    import time
+    conf = tmp_path / "chat.ini"
+    conf.write_text("echo = true\nno-deflate = true\n")
+    s = start_server("--config", str(conf))
+    ws, ext = open_raw(s, ["permessage-deflate"])
+    ws.close()
+    assert ext is None
+    conf.write_text("echo = true\ndeflate-threshold = 10\n")
+    s.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "setting=deflate-threshold" not in s.stderr_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    err = s.stderr_text()
+    assert "info reload setting=no-deflate old=0 new=1" in err, err
+    ws, ext = open_raw(s, ["permessage-deflate"])
+    with ws:
+        assert ext == BASE
+        ws.send_text(b"abcabcabcabcabc")  # 15 bytes: over the new threshold
+        assert recv_msg(ws) == (OP_TEXT, b"abcabcabcabcabc", True)
