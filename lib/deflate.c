@@ -297,9 +297,14 @@ static z_stream *compressor(struct wschat__deflate *z, unsigned key) {
   return &z->def[key];
 }
 
+/* Makes *buf hold at least need bytes (4 KiB at least, so that messages of
+ * growing sizes do not reallocate each time), and no more than KEEP_CAP
+ * when need is under it (a large buffer goes back after its message). */
 static int reserve(uint8_t **buf, size_t *cap, size_t need) {
   if (*cap >= need && !(*cap > KEEP_CAP && need <= KEEP_CAP))
     return 0;
+  if (need < 4096)
+    need = 4096;
   free(*buf);
   *cap = 0;
   *buf = malloc(need);
@@ -317,8 +322,8 @@ struct wschat__frame *wschat__deflate_frame(struct wschat__deflate *z,
   int opcode = plain->data[0] & 0x0F;
   z_stream *s;
   if (z == NULL || len < z->threshold || len == 0 || len > UINT32_MAX ||
-      (plain->data[0] & 0x70) || (opcode != WSCHAT__OP_TEXT &&
-                                  opcode != WSCHAT__OP_BINARY) ||
+      (plain->data[0] & 0x70) ||
+      (opcode != WSCHAT__OP_TEXT && opcode != WSCHAT__OP_BINARY) ||
       (s = compressor(z, key)) == NULL)
     return wschat__frame_ref(plain);
   size_t need = deflateBound(s, (uLong)len) + 16;

@@ -51,7 +51,7 @@ struct wschat__frame;
 
 /* An accepted offer. */
 struct wschat__pmd {
-  uint8_t server_bits; /* 8-15: our window (server_max_window_bits) */
+  uint8_t server_bits;       /* 8-15: our window (server_max_window_bits) */
   uint8_t server_bits_asked; /* the offer had server_max_window_bits */
   uint8_t client_bits;       /* 0: client_max_window_bits not offered;
                                 1: offered without a value; 8-15 */
@@ -73,8 +73,7 @@ int wschat__pmd_negotiate(const char *s, size_t len, struct wschat__pmd *out);
 /* Writes the response's extension value for p ("permessage-deflate;
  * server_no_context_takeover; client_no_context_takeover..."), NUL-ended,
  * into out (cap >= 128). Returns its length. */
-size_t wschat__pmd_response(const struct wschat__pmd *p, char *out,
-                            size_t cap);
+size_t wschat__pmd_response(const struct wschat__pmd *p, char *out, size_t cap);
 
 /* The key of the frame cache for p (1-8). */
 static inline unsigned wschat__pmd_key(const struct wschat__pmd *p) {

@@ -45,8 +45,7 @@ struct wschat_event {
   /* The frame cache (each slot owns one reference), per compression key
    * (0: none; see deflate.h), view and variant. A compressed slot holds the
    * plain frame itself when compressing does not pay. */
-  struct wschat__frame *frames[WSCHAT__ZKEYS][WSCHAT__VIEWS]
-                              [WSCHAT__VARIANTS];
+  struct wschat__frame *frames[WSCHAT__ZKEYS][WSCHAT__VIEWS][WSCHAT__VARIANTS];
   char mem[];
 };
 

@@ -205,11 +205,11 @@ static void open_client(struct wschat_client *c) {
   int z = wschat__session_deflate_agree(c, &pmd);
   char *extra = wschat__session_deflate_headers(c, z ? &pmd : NULL);
   wschat__ws_accept(h->key, h->key_len, accept);
-  size_t n = accept[0] && (extra != NULL || !z)
-                 ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
-                                              c->protocol,
-                                              z ? extra : c->hs->headers)
-                 : 0;
+  size_t n =
+      accept[0] && (extra != NULL || !z)
+          ? wschat__http_write_upgrade(buf, sizeof(buf), accept, c->protocol,
+                                       z ? extra : c->hs->headers)
+          : 0;
   free(extra);
   if (n == 0) {
     wschat__conn_drop(&c->conn, 1011);
@@ -542,8 +542,7 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
    * behind a replay), the frame of its view built already (by the first
    * recipient of that view), an event every member sees the same way.
    * Anything else goes through the view. */
-  struct wschat__frame *(*frames)[WSCHAT__VIEWS][WSCHAT__VARIANTS] =
-      ev->frames;
+  struct wschat__frame *(*frames)[WSCHAT__VIEWS][WSCHAT__VARIANTS] = ev->frames;
   int plain = ev->kind != WSCHAT_EVENT_NICK && variant == 0;
   size_t delivered = 0; /* counted here, added to the metrics once */
   struct wschat_client *c = NULL;

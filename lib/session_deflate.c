@@ -20,8 +20,8 @@ int wschat__session_deflate_agree(const struct wschat_client *c,
   if (!env->deflate_on || env->deflate == NULL)
     return 0;
   const struct wschat__http_header *x = NULL;
-  while ((x = wschat__http_header_next(c->conn.http,
-                                       "Sec-WebSocket-Extensions", x)))
+  while ((x = wschat__http_header_next(c->conn.http, "Sec-WebSocket-Extensions",
+                                       x)))
     if (wschat__pmd_negotiate(x->value, x->value_len, p))
       return 1;
   return 0;

@@ -166,9 +166,9 @@ static inline struct wschat_client *wschat__client_of(struct wschat__conn *c) {
  * its compressed copy if c negotiated permessage-deflate and it pays. */
 static inline struct wschat__frame *
 wschat__session_own(struct wschat_client *c, struct wschat__frame *f) {
-  return c->member.zkey ? wschat__deflate_own(c->conn.env->deflate,
-                                              c->member.zkey, f)
-                        : f;
+  return c->member.zkey
+             ? wschat__deflate_own(c->conn.env->deflate, c->member.zkey, f)
+             : f;
 }
 
 static inline const struct wschat__session_env *

@@ -40,11 +40,11 @@ size_t wschat__ws_scan(struct wschat__ws_scan *s, const uint8_t *p, size_t len,
     if (s->hdr[0] & 0x70) {
       /* RSV1 only for the first frame of a compressed data message, and
        * only with permessage-deflate; RSV2 and RSV3 never. */
-      *why = (s->hdr[0] & 0x30)    ? "reserved bits set"
-             : !s->deflate         ? "RSV1 set without an extension"
-             : op >= 8             ? "RSV1 on a control frame"
-             : op == 0             ? "RSV1 on a continuation frame"
-                                   : NULL;
+      *why = (s->hdr[0] & 0x30) ? "reserved bits set"
+             : !s->deflate      ? "RSV1 set without an extension"
+             : op >= 8          ? "RSV1 on a control frame"
+             : op == 0          ? "RSV1 on a continuation frame"
+                                : NULL;
       if (*why != NULL)
         return start;
     }

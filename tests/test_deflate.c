@@ -31,19 +31,21 @@ START_TEST(negotiate_parameters) {
   ck_assert_uint_eq(p.client_bits, 1);
   ck_assert_int_eq(nego("permessage-deflate;client_max_window_bits=9", &p), 1);
   ck_assert_uint_eq(p.client_bits, 9);
-  ck_assert_int_eq(nego("permessage-deflate; server_max_window_bits=8;"
-                        " server_no_context_takeover ;client_no_context_takeover",
-                        &p),
-                   1);
+  ck_assert_int_eq(
+      nego("permessage-deflate; server_max_window_bits=8;"
+           " server_no_context_takeover ;client_no_context_takeover",
+           &p),
+      1);
   ck_assert_uint_eq(p.server_bits, 8);
   ck_assert_uint_eq(p.server_bits_asked, 1);
   ck_assert_uint_eq(p.server_nct, 1);
   ck_assert_uint_eq(p.client_nct, 1);
   ck_assert_uint_eq(wschat__pmd_key(&p), 1);
-  ck_assert_int_eq(nego("permessage-deflate; server_max_window_bits=\"15\"", &p),
-                   1);
+  ck_assert_int_eq(
+      nego("permessage-deflate; server_max_window_bits=\"15\"", &p), 1);
   ck_assert_uint_eq(wschat__pmd_key(&p), WSCHAT__ZKEY_DEFAULT);
-  ck_assert_int_eq(nego("PerMessage-Deflate; Server_Max_Window_Bits=10", &p), 1);
+  ck_assert_int_eq(nego("PerMessage-Deflate; Server_Max_Window_Bits=10", &p),
+                   1);
   ck_assert_uint_eq(p.server_bits, 10);
 }
 END_TEST
@@ -98,8 +100,8 @@ START_TEST(negotiate_first_acceptable) {
   ck_assert_uint_eq(p.server_bits, 12);
   ck_assert_int_eq(nego("foo; bar=\"\\\"\", permessage-deflate", &p), 1);
   ck_assert_uint_eq(p.server_bits, 15);
-  ck_assert_int_eq(nego("foo=, permessage-deflate; server_max_window_bits=9", &p),
-                   1);
+  ck_assert_int_eq(
+      nego("foo=, permessage-deflate; server_max_window_bits=9", &p), 1);
   ck_assert_uint_eq(p.server_bits, 9);
   ck_assert_int_eq(nego("permessage-deflate; server_max_window_bits=\"10", &p),
                    0);
@@ -124,8 +126,9 @@ START_TEST(response) {
   ck_assert_int_eq(nego("permessage-deflate; client_max_window_bits=10", &p),
                    1);
   wschat__pmd_response(&p, out, sizeof(out));
-  ck_assert_str_eq(out, "permessage-deflate; server_no_context_takeover; "
-                        "client_no_context_takeover; client_max_window_bits=10");
+  ck_assert_str_eq(out,
+                   "permessage-deflate; server_no_context_takeover; "
+                   "client_no_context_takeover; client_max_window_bits=10");
   ck_assert_uint_eq(wschat__pmd_response(&p, out, 20), 0); /* too small */
 }
 END_TEST
@@ -180,7 +183,7 @@ START_TEST(compress_frames) {
   static uint8_t msg[20000], back[20000];
   size_t len = far_repeats(msg);
   for (size_t i = 0; i < 3000; i++)
-    msg[len + i] = (uint8_t)"the quick brown fox "[i % 20];
+    msg[len + i] = (uint8_t) "the quick brown fox "[i % 20];
   len += 3000;
   struct wschat__frame *plain = wschat__frame_new(WSCHAT__OP_BINARY, msg, len);
   ck_assert_ptr_nonnull(plain);
@@ -290,33 +293,34 @@ START_TEST(inflate_bounded) {
   ck_assert_ptr_nonnull(src);
   ck_assert_ptr_nonnull(zbuf);
   for (size_t i = 0; i < 100000; i++)
-    src[i] = (uint8_t)"lorem ipsum dolor sit amet "[i % 27];
+    src[i] = (uint8_t) "lorem ipsum dolor sit amet "[i % 27];
   size_t zl = zcompress(src, 100000, zbuf, big);
   const uint8_t *out;
   size_t ol;
   const char *why;
   /* exactly at the limit: fine; one byte under: 1009 */
-  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, zl, 100000, &out, &ol, &why),
-                   0);
+  ck_assert_int_eq(
+      wschat__deflate_inflate(z, zbuf, zl, 100000, &out, &ol, &why), 0);
   ck_assert_uint_eq(ol, 100000);
   ck_assert_mem_eq(out, src, 100000);
   ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, zl, 99999, &out, &ol, &why),
                    1009);
   ck_assert_str_eq(why, "message too big");
   /* the same stream again: the context was reset */
-  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, zl, 1 << 20, &out, &ol, &why),
-                   0);
+  ck_assert_int_eq(
+      wschat__deflate_inflate(z, zbuf, zl, 1 << 20, &out, &ol, &why), 0);
   ck_assert_uint_eq(ol, 100000);
   /* an empty message */
   size_t el = zcompress(src, 0, zbuf, big);
-  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, el, 10, &out, &ol, &why), 0);
+  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, el, 10, &out, &ol, &why),
+                   0);
   ck_assert_uint_eq(ol, 0);
   /* a bomb: 3 MiB of zeros in about 3 KiB, under a 4 MiB limit: the ratio */
   memset(src, 0, big);
   zl = zcompress(src, big, zbuf, big);
   ck_assert_uint_lt(zl, big / WSCHAT__INFLATE_RATIO);
-  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, zl, 4u << 20, &out, &ol, &why),
-                   1009);
+  ck_assert_int_eq(
+      wschat__deflate_inflate(z, zbuf, zl, 4u << 20, &out, &ol, &why), 1009);
   ck_assert_str_eq(why, "compression ratio too high");
   /* corrupt data: 1007 (a reserved block type, then garbage) */
   static const uint8_t junk[] = {0xff, 0xff, 0xff, 0x00, 0x12};
@@ -327,7 +331,8 @@ START_TEST(inflate_bounded) {
   /* and it still works afterwards */
   memcpy(src, "hello", 5);
   zl = zcompress(src, 5, zbuf, big);
-  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, zl, 10, &out, &ol, &why), 0);
+  ck_assert_int_eq(wschat__deflate_inflate(z, zbuf, zl, 10, &out, &ol, &why),
+                   0);
   ck_assert_uint_eq(ol, 5);
   ck_assert_mem_eq(out, "hello", 5);
   free(src);

@@ -167,8 +167,8 @@ START_TEST(reserved_bits) {
   ck_assert_int_eq(v.code, 0);
   ck_assert_uint_eq(v.ok, n);
   /* a fragmented compressed message: RSV1 on the first frame only */
-  n = frame(b, 0x42, "ab", 2);      /* RSV1, binary, no FIN */
-  n += frame(b + n, 0x89, "p", 1);  /* a ping between fragments */
+  n = frame(b, 0x42, "ab", 2);     /* RSV1, binary, no FIN */
+  n += frame(b + n, 0x89, "p", 1); /* a ping between fragments */
   size_t k = n;
   n += frame(b + n, 0x80, "cd", 2); /* the last continuation */
   v = scan_deflate(b, n, 1);
@@ -179,7 +179,8 @@ START_TEST(reserved_bits) {
   ck_assert_uint_eq(v.ok, k);
   ck_assert_str_eq(v.why, "RSV1 on a continuation frame");
   for (uint8_t op = 8; op <= 10; op++) {
-    n = frame(b, (uint8_t)(0xC0 | op), op == 8 ? "\x03\xe8" : "", op == 8 ? 2 : 0);
+    n = frame(b, (uint8_t)(0xC0 | op), op == 8 ? "\x03\xe8" : "",
+              op == 8 ? 2 : 0);
     v = scan_deflate(b, n, 1);
     ck_assert_int_eq(v.code, 1002);
     ck_assert_str_eq(v.why, "RSV1 on a control frame");

@@ -46,8 +46,7 @@ static void negotiate(const uint8_t *p, size_t n) {
 
 static struct wschat__deflate *z, *z2;
 
-static void inflate_one(const uint8_t *p, size_t n, size_t max,
-                        unsigned key) {
+static void inflate_one(const uint8_t *p, size_t n, size_t max, unsigned key) {
   const uint8_t *out;
   size_t len;
   const char *why;

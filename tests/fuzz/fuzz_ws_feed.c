@@ -165,9 +165,8 @@ static void check_output(const struct bytes *o) {
  * left for the caller to compare and free. */
 static struct wschat__deflate *shared_z; /* the server's, made once */
 
-static void run(struct peer *c, const uint8_t *stream, size_t len,
-                size_t chunk, size_t max, unsigned close_after, int trim,
-                int deflate) {
+static void run(struct peer *c, const uint8_t *stream, size_t len, size_t chunk,
+                size_t max, unsigned close_after, int trim, int deflate) {
   memset(c, 0, sizeof(*c));
   if (deflate) {
     if (shared_z == NULL)
