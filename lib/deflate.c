@@ -250,7 +250,13 @@ struct wschat__deflate {
   size_t zcap;
   uint8_t *ibuf; /* owned: the last inflated message */
   size_t icap;
+  struct wschat__deflate_stats stats;
 };
+
+const struct wschat__deflate_stats *
+wschat__deflate_stats(const struct wschat__deflate *z) {
+  return &z->stats;
+}
 
 /* Scratch kept between messages up to this size; a larger one is freed
  * before the next message. */
@@ -343,7 +349,12 @@ struct wschat__frame *wschat__deflate_frame(struct wschat__deflate *z,
     return wschat__frame_ref(plain); /* it does not pay */
   struct wschat__frame *f =
       wschat__frame_new(opcode | WSCHAT__FRAME_RSV1, z->zbuf, n);
-  return f != NULL ? f : wschat__frame_ref(plain);
+  if (f == NULL)
+    return wschat__frame_ref(plain);
+  z->stats.compressed++;
+  z->stats.plain_bytes += len;
+  z->stats.zbytes += n;
+  return f;
 }
 
 struct wschat__frame *wschat__deflate_own(struct wschat__deflate *z,
@@ -356,9 +367,9 @@ struct wschat__frame *wschat__deflate_own(struct wschat__deflate *z,
   return g;
 }
 
-int wschat__deflate_inflate(struct wschat__deflate *z, const uint8_t *in,
-                            size_t len, size_t max, const uint8_t **out,
-                            size_t *out_len, const char **why) {
+static int inflate_into(struct wschat__deflate *z, const uint8_t *in,
+                        size_t len, size_t max, const uint8_t **out,
+                        size_t *out_len, const char **why) {
   static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
   z_stream *s = &z->inf;
   *why = "out of memory";
@@ -436,4 +447,15 @@ done:
   *out = z->ibuf;
   *out_len = produced;
   return 0;
+}
+
+int wschat__deflate_inflate(struct wschat__deflate *z, const uint8_t *in,
+                            size_t len, size_t max, const uint8_t **out,
+                            size_t *out_len, const char **why) {
+  int r = inflate_into(z, in, len, max, out, out_len, why);
+  if (r == 0)
+    z->stats.inflated++;
+  else if (r != 1011)
+    z->stats.refused++;
+  return r;
 }

@@ -110,6 +110,17 @@ struct wschat__frame *wschat__deflate_own(struct wschat__deflate *z,
                                           unsigned key,
                                           struct wschat__frame *f);
 
+/* What the streams did since the server started (for /metrics). */
+struct wschat__deflate_stats {
+  uint64_t compressed;   /* frames built compressed */
+  uint64_t plain_bytes;  /* their payloads before */
+  uint64_t zbytes;       /* and after compression */
+  uint64_t inflated;     /* messages inflated */
+  uint64_t refused;      /* messages refused (1007, 1009) */
+};
+const struct wschat__deflate_stats *
+wschat__deflate_stats(const struct wschat__deflate *z);
+
 /*
  * Inflates one message's compressed payload in[0..len) (the 4-byte tail
  * of RFC 7692 7.2.2 is added here) into the shared buffer, never holding

@@ -400,6 +400,7 @@ def test_rsv2_rsv3_still_1002_with_deflate(echo, rsv):
 
 
 def test_bomb_past_max_message_1009(start_server):
+    from test_metrics import scrape
     s = start_server("--echo", "--max-message", "100000")
     ws, _ = open_raw(s, ["permessage-deflate"])
     with ws:
@@ -409,10 +410,13 @@ def test_bomb_past_max_message_1009(start_server):
         assert recv_msg(ws) == (OP_TEXT, ok, True)
         z = compress(b"\0" * 10_000_000)  # ~10 KB inflating to 10 MB
         assert len(z) < 100000
+        before = scrape(s)
         ws.send_frame(OP_BINARY, z, rsv=4)
         f = ws.expect_close(1009)
         assert f.close_reason == b"message too big"
     assert s.alive()
+    d = scrape(s) - before
+    assert d("wschat_inflate_refused_total") == 1 and d("wschat_inflated_messages_total") == 0
 
 
 def test_ratio_bound_1009(start_server):
@@ -471,30 +475,47 @@ def test_chat_broadcast_to_deflate_and_plain_clients(start_server):
 
 
 def test_chat_frames_compressed_once_per_window(start_server):
-    """Raw clients with the same window get byte-identical compressed frames;
-    a different window gets a frame of its own that inflates with it."""
+    """One line to clients of two windows and plain ones: compressed twice
+    (/metrics counts it), not once per client; clients with the same window
+    get byte-identical frames, the other window a frame of its own that
+    inflates with it, plain clients the plain line."""
+    from test_metrics import scrape
     s = without_flood_control(start_server)()
-    offers = ["permessage-deflate", "permessage-deflate", "permessage-deflate; server_max_window_bits=9"]
+    offers = (["permessage-deflate"] * 4 + ["permessage-deflate; server_max_window_bits=9"] * 3 +
+              [None, None])
     clients = []
     try:
         for i, o in enumerate(offers):
             ws = RawWS(s.host, s.port, 5)
             key = new_key()
             req = upgrade_request(ws.hostport(), path="/?name=r%d" % i, key=key,
-                                  extra=[("Sec-WebSocket-Extensions", o)])
+                                  extra=[("Sec-WebSocket-Extensions", o)] if o else [])
             ws.handshake(request=req, key=key)
             clients.append(ws)
             recv_msg(ws)  # welcome
             for earlier in clients[:-1]:
                 recv_msg(earlier)  # "* rN joined"
-        line = ("a line long enough to be compressed: " + PROSE * 2).encode()
+        before = scrape(s)
+        # words repeated at a distance of about 900 bytes: a 15-bit window
+        # finds the repeat, a 9-bit one cannot
+        rnd = random.Random(5)
+        words = " ".join("".join(rnd.choice("abcdefghij") for _ in range(rnd.randint(2, 9)))
+                         for _ in range(150))
+        line = (words + " / " + words).encode()
         clients[0].send_text(line)
         got = [c.recv_frame() for c in clients]
-        assert all(f.rsv == 4 for f in got), got
-        assert got[0].payload == got[1].payload
         expect = b"[lobby] r0: " + line
+        assert [f.rsv for f in got] == [4] * 7 + [0, 0], got
+        assert len({f.payload for f in got[:4]}) == 1 and len({f.payload for f in got[4:7]}) == 1
+        assert len(got[0].payload) < len(got[4].payload)
         assert inflate(got[0].payload) == expect
-        assert inflate(got[2].payload, wbits=9) == expect
+        assert inflate(got[4].payload, wbits=9) == expect
+        assert got[7].payload == got[8].payload == expect
+        d = scrape(s) - before
+        assert d("wschat_deflate_frames_total") == 2
+        assert d("wschat_deflate_bytes_total", form="plain") == 2 * len(expect)
+        assert d("wschat_deflate_bytes_total", form="compressed") == len(got[0].payload) + len(got[4].payload)
+        assert d("wschat_deliveries_total") == 9
     finally:
         for c in clients:
             c.close()
