@@ -194,10 +194,10 @@ def json_url(server, name=None, room=None, since=None, epoch=None):
     return server.url + ("?" + urllib.parse.urlencode(query) if query else "")
 
 
-async def open_json_ws(url, subprotocols=(SUBPROTOCOL,)):
+async def open_json_ws(url, subprotocols=(SUBPROTOCOL,), **kw):
     return await websockets.connect(url, subprotocols=list(subprotocols) if subprotocols else None,
                                     max_size=None, max_queue=None, ping_interval=None,
-                                    open_timeout=TIMEOUT, close_timeout=1)
+                                    open_timeout=TIMEOUT, close_timeout=1, **kw)
 
 
 class Pool(Clients):

@@ -21,6 +21,7 @@ import websockets
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from chatclient import Clients, run
+from jsonclient import JsonClient, open_json_ws
 from conftest import without_flood_control
 from wsraw import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame, new_key, upgrade_request
 
@@ -465,12 +466,31 @@ def test_chat_broadcast_to_deflate_and_plain_clients(start_server):
             for m in members:  # the joins that followed each one
                 for _ in range(len(members) - 1 - members.index(m)):
                     await m.recv()
+            # JSON clients, with and without deflate, see the same events
+            jz = await open_json_ws(s.url + "?name=jz")
+            jp = await open_json_ws(s.url + "?name=jp", compression=None)
+            for j in (jz, jp):
+                c.all.append(JsonClient(j))
+            assert "permessage-deflate" in jz.response_headers["Sec-WebSocket-Extensions"]
+            assert "Sec-WebSocket-Extensions" not in jp.response_headers
+            for m in members:  # "* jz joined", "* jp joined"
+                await m.recv()
+                await m.recv()
             await members[0].send(line)
             short = "hi"
             await members[5].send(short)
             for m in members:
                 assert await m.recv() == "[lobby] u0: " + line
                 assert await m.recv() == "[lobby] u5: " + short
+            for j in c.all[-2:]:
+                texts = []
+                for _ in range(10):
+                    o = await j.recv_obj()
+                    if o["type"] == "message":
+                        texts.append((o["from"], o["text"]))
+                        if len(texts) == 2:
+                            break
+                assert texts == [("u0", line), ("u5", short)]
     run(go(), s, timeout=40)
 
 
