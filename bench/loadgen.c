@@ -31,7 +31,9 @@
  * "permessage-deflate; client_max_window_bits") and fails if the server does
  * not accept it; messages the server sends compressed (RSV1) are inflated with
  * zlib (a fresh raw stream per message: the server must have agreed
- * server_no_context_takeover, which is checked) and counted ("compressed").
+ * server_no_context_takeover, which is checked) and counted ("compressed");
+ * a frame identical to one of the last ones inflated is not inflated again
+ * (see zcache: the receivers of a broadcast all get the same bytes).
  * Messages we send stay uncompressed (allowed). --prose pads each chat
  * message with English sentences instead of 'x', so that compression sees
  * realistic chat text (about 3:1), not a run of one byte.
@@ -860,9 +862,54 @@ static void on_data_msg(struct conn *c, const uint8_t *p, size_t len, uint64_t n
 	}
 }
 
+/* Recently inflated messages: a broadcast sends every receiver the same
+ * compressed bytes (the server's shared compressor), and a frame identical
+ * byte for byte to one inflated already inflates to the same message, so
+ * the generator inflates each once, not once per receiver, and stays out of
+ * the way of the server it measures. Keyed by an FNV-1a hash, confirmed by
+ * comparing the bytes. */
+#define ZCACHE 256
+static struct zentry {
+	uint64_t hash;
+	uint8_t *z, *plain; /* owned copies */
+	size_t zlen, plen;
+} zcache[ZCACHE];
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static const uint8_t *inflate_fresh(struct conn *c, const uint8_t *p, size_t len, size_t *out_len);
+
+static const uint8_t *inflate_msg(struct conn *c, const uint8_t *p, size_t len, size_t *out_len)
+{
+	uint64_t h = fnv1a(p, len);
+	struct zentry *e = &zcache[h % ZCACHE];
+	if (e->z && e->hash == h && e->zlen == len && !memcmp(e->z, p, len)) {
+		st.compressed++;
+		*out_len = e->plen;
+		return e->plain;
+	}
+	const uint8_t *out = inflate_fresh(c, p, len, out_len);
+	if (out) {
+		e->hash = h;
+		e->z = xrealloc(e->z, len ? len : 1);
+		e->plain = xrealloc(e->plain, *out_len ? *out_len : 1);
+		memcpy(e->z, p, len);
+		memcpy(e->plain, out, *out_len);
+		e->zlen = len;
+		e->plen = *out_len;
+	}
+	return out;
+}
+
 /* One compressed message (RFC 7692 7.2.2): raw inflate with a fresh
  * context (server_no_context_takeover), into a buffer of our own. */
-static const uint8_t *inflate_msg(struct conn *c, const uint8_t *p, size_t len, size_t *out_len)
+static const uint8_t *inflate_fresh(struct conn *c, const uint8_t *p, size_t len, size_t *out_len)
 {
 	static z_stream zs;
 	static int zs_ok;
