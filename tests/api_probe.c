@@ -1848,6 +1848,10 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_RATE, -1},
       {WSCHAT_OPT_RATE, 1000001},
       {WSCHAT_OPT_BURST, 0},
+      {WSCHAT_OPT_DEFLATE, 2},
+      {WSCHAT_OPT_DEFLATE, -1},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, -1},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, ((int64_t)1 << 31) + 1},
       {(enum wschat_option)0, 1},
       {(enum wschat_option)999, 1},
   };
@@ -1875,6 +1879,10 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_MAX_LINE, 65536},
       {WSCHAT_OPT_RATE, 20},
       {WSCHAT_OPT_BURST, 40},
+      {WSCHAT_OPT_DEFLATE, 0},
+      {WSCHAT_OPT_DEFLATE, 1},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, 0},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, 128},
   };
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     int r = wschat_server_set_option(srv, good[i].opt, good[i].value);
