@@ -363,6 +363,10 @@ struct wschat__frame *wschat__deflate_own(struct wschat__deflate *z,
   if (z == NULL || key == 0 || f == NULL)
     return f;
   struct wschat__frame *g = wschat__deflate_frame(z, key, f);
+  if (g == f) {
+    f->refs--; /* the one deflate_frame added: f goes on as it came */
+    return f;
+  }
   wschat__frame_unref(f);
   return g;
 }
