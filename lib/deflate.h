@@ -40,14 +40,17 @@ struct wschat__frame;
 #define WSCHAT__DEFLATE_THRESHOLD 128
 
 /* The ratio bound: a message that inflates past WSCHAT__INFLATE_RATIO_FLOOR
- * bytes must do so at most WSCHAT__INFLATE_RATIO times its compressed size,
- * else it fails with 1009. Deflate's ceiling is about 1032:1, reached by a
- * run of one byte: the classic bomb (a megabyte of zeros in a kilobyte).
- * Real data stays far below (text 3-10:1, JSON 10-50:1, even 16 MiB of
- * four characters repeated is 515:1), so the bound refuses bombs, never
- * content; max_message bounds the memory whatever the ratio. */
+ * bytes (1 MiB, the default max_message: it matters on a server that
+ * allows more) must do so at most WSCHAT__INFLATE_RATIO times its
+ * compressed size, else it fails with 1009. Deflate's ceiling is about
+ * 1032:1, reached by a run of one byte: the classic bomb (a megabyte of
+ * zeros in a kilobyte). Real data stays far below (text 3-10:1, JSON
+ * 10-50:1, even 16 MiB of four characters repeated is 515:1), so the bound
+ * refuses bombs, not content. Within the floor, max_message bounds the
+ * memory whatever the ratio (a message of 1 MiB of one character is still
+ * read and answered as the protocol says). */
 #define WSCHAT__INFLATE_RATIO 1000
-#define WSCHAT__INFLATE_RATIO_FLOOR ((size_t)256 << 10)
+#define WSCHAT__INFLATE_RATIO_FLOOR ((size_t)1 << 20)
 
 /* An accepted offer. */
 struct wschat__pmd {
