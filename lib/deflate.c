@@ -448,6 +448,14 @@ static int inflate_into(struct wschat__deflate *z, const uint8_t *in,
   *why = "invalid compressed data";
   return 1007;
 done:
+  if (produced == z->icap) { /* room for a NUL after it, as a courtesy */
+    uint8_t *b = realloc(z->ibuf, produced + 1);
+    if (b == NULL)
+      return 1011;
+    z->ibuf = b;
+    z->icap = produced + 1;
+  }
+  z->ibuf[produced] = '\0';
   *out = z->ibuf;
   *out_len = produced;
   return 0;

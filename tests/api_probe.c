@@ -1130,9 +1130,9 @@ static void check_message_command(struct wschat_message *m, const char *text,
   CHECK(cmd != NULL, "no command in %.*s", (int)len, text);
   if (cmd == NULL)
     return;
-  size_t wl = strcspn(text + 1, " ");
-  if (wl > len - 1)
-    wl = len - 1;
+  size_t wl = 0; /* text is not NUL-terminated (wschat.h) */
+  while (1 + wl < len && text[1 + wl] != ' ')
+    wl++;
   const char *name = wschat_command_name(cmd);
   CHECK(strlen(name) == wl && memcmp(name, text + 1, wl) == 0,
         "command name %s in %.*s", name, (int)len, text);
