@@ -56,8 +56,8 @@ START_TEST(negotiate_declines) {
       ",,,",
       "permessage-deflate; foo",
       "permessage-deflate; foo=bar",
-      "permessage-deflate; server_no_context_takeover; "
-      "server_no_context_takeover",
+      ("permessage-deflate; server_no_context_takeover; "
+       "server_no_context_takeover"),
       "permessage-deflate; client_no_context_takeover=1",
       "permessage-deflate; server_max_window_bits",
       "permessage-deflate; server_max_window_bits=",
