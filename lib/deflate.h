@@ -14,8 +14,10 @@
  *
  * Owns (struct wschat__deflate, one per server): one raw deflate stream per
  * window size asked for (created at first use, kept), one raw inflate
- * stream, and one scratch buffer (compressed output, or an inflated
- * message: at most max_message + 1 bytes, shrunk after a large message).
+ * stream, and two scratch buffers: the compressed output of a frame being
+ * built, and the last inflated message (at most max_message + 1 bytes);
+ * either is shrunk back under 64 KiB before the next message after a large
+ * one.
  * Must never: do I/O, keep a pointer to a caller's bytes past a call, or
  * grow an inflated message past the limit it is given. Loop thread only
  * (not thread-safe: one per server).
