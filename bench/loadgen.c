@@ -27,6 +27,17 @@
  *              each member sends every N/rate seconds. Every member checks the
  *              sequence of each sender of its room.
  *
+ * --deflate offers permessage-deflate (RFC 7692, as a browser does:
+ * "permessage-deflate; client_max_window_bits") and fails if the server does
+ * not accept it; messages the server sends compressed (RSV1) are inflated with
+ * zlib (a fresh raw stream per message: the server must have agreed
+ * server_no_context_takeover, which is checked) and counted ("compressed");
+ * a frame identical to one of the last ones inflated is not inflated again
+ * (see zcache: the receivers of a broadcast all get the same bytes).
+ * Messages we send stay uncompressed (allowed). --prose pads each chat
+ * message with English sentences instead of 'x', so that compression sees
+ * realistic chat text (about 3:1), not a run of one byte.
+ *
  * --json speaks the JSON subprotocol wschat.v1.json instead of plain text (any
  * chat mode): the handshake offers it (and fails if the server does not echo
  * it), messages go out as {"type":"message","text":"..."}, and a delivery is a
@@ -51,7 +62,7 @@
  * the server's certificate is not the point here), then sends and reads
  * through SSL_write/SSL_read.
  *
- * Build: cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE bench/loadgen.c -o loadgen -lssl -lcrypto
+ * Build: cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE bench/loadgen.c -o loadgen -lssl -lcrypto -lz
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,6 +85,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -287,6 +299,8 @@ static struct {
 	int src_addrs; /* source addresses 127.0.0.2, .3, ... (0: 16 on loopback, else 1) */
 	int json;      /* speak wschat.v1.json */
 	int tls;       /* speak TLS (wss://) */
+	int deflate;   /* offer permessage-deflate */
+	int prose;     /* pad messages with English text */
 	const char *room, *tag;
 	int room_given;
 } opt = {
@@ -314,6 +328,8 @@ struct conn {
 	struct buf in;   /* unparsed bytes (partial frame or handshake) */
 	struct buf frag; /* fragmented message being reassembled */
 	uint8_t frag_op;
+	uint8_t frag_z; /* the message being reassembled is compressed */
+	uint8_t z;      /* permessage-deflate was agreed */
 	struct buf out;  /* bytes not yet written */
 	uint64_t next_seq;   /* next expected sequence number */
 	uint64_t *slot_seq;  /* rooms: next expected sequence number of each sender in the room */
@@ -332,7 +348,7 @@ static size_t rcap;
 
 static struct {
 	uint64_t deliveries_window, deliveries_total, lost, reordered, proto_err,
-		server_closed, conn_failed, notices, replayed, other, pings, bytes_in;
+		server_closed, conn_failed, notices, replayed, other, pings, bytes_in, compressed;
 	int open, handshakes_done;
 	int last_close_code;
 	char last_close_reason[124];
@@ -546,7 +562,19 @@ static void queue_msg(struct conn *c, uint64_t seq, uint64_t ts)
 	put_hex16(m + 1, seq);
 	m[17] = ' ';
 	put_hex16(m + 18, ts);
-	memset(m + 34, 'x', len - 34);
+	if (opt.prose) {
+		static const char text[] =
+			"The meeting moved to Thursday because half the team is travelling. "
+			"Could someone send me the slides from yesterday's review, please? "
+			"I think the build is broken again; the tests fail on the new branch. "
+			"Lunch is at noon in the usual place, and everyone is welcome to join. "
+			"Thanks for the quick fix, it works on my machine now as expected. ";
+		size_t tl = sizeof text - 1, at = (size_t)(seq * 37 % tl);
+		for (size_t i = 34; i < len; i++, at = at + 1 < tl ? at + 1 : 0)
+			m[i] = (uint8_t)text[at];
+	} else {
+		memset(m + 34, 'x', len - 34);
+	}
 	queue_text(c, m, len);
 }
 
@@ -863,6 +891,114 @@ static void on_data_msg(struct conn *c, const uint8_t *p, size_t len, uint64_t n
 	}
 }
 
+/* Recently inflated messages: a broadcast sends every receiver the same
+ * compressed bytes (the server's shared compressor), and a frame identical
+ * byte for byte to one inflated already inflates to the same message, so
+ * the generator inflates each once, not once per receiver, and stays out of
+ * the way of the server it measures. Keyed by an FNV-1a hash of the ends,
+ * confirmed by comparing all the bytes. */
+#define ZCACHE 256
+static struct zentry {
+	uint64_t hash;
+	uint8_t *z, *plain; /* owned copies */
+	size_t zlen, plen;
+} zcache[ZCACHE];
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static const uint8_t *inflate_fresh(struct conn *c, const uint8_t *p, size_t len, size_t *out_len);
+
+static const uint8_t *inflate_msg(struct conn *c, const uint8_t *p, size_t len, size_t *out_len)
+{
+	/* the ends and the length pick the slot; memcmp confirms the rest */
+	uint64_t h = len <= 64 ? fnv1a(p, len) : fnv1a(p, 32) ^ (fnv1a(p + len - 32, 32) * 31) ^ len;
+	struct zentry *e = &zcache[h % ZCACHE];
+	if (e->z && e->hash == h && e->zlen == len && !memcmp(e->z, p, len)) {
+		st.compressed++;
+		*out_len = e->plen;
+		return e->plain;
+	}
+	const uint8_t *out = inflate_fresh(c, p, len, out_len);
+	if (out) {
+		e->hash = h;
+		e->z = xrealloc(e->z, len ? len : 1);
+		e->plain = xrealloc(e->plain, *out_len ? *out_len : 1);
+		memcpy(e->z, p, len);
+		memcpy(e->plain, out, *out_len);
+		e->zlen = len;
+		e->plen = *out_len;
+	}
+	return out;
+}
+
+/* One compressed message (RFC 7692 7.2.2): raw inflate with a fresh
+ * context (server_no_context_takeover), into a buffer of our own. */
+static const uint8_t *inflate_fresh(struct conn *c, const uint8_t *p, size_t len, size_t *out_len)
+{
+	static z_stream zs;
+	static int zs_ok;
+	static uint8_t *out;
+	static size_t cap;
+	static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+	if (!zs_ok) {
+		if (inflateInit2(&zs, -15) != Z_OK)
+			die("inflateInit2 failed");
+		zs_ok = 1;
+	} else if (inflateReset(&zs) != Z_OK) {
+		die("inflateReset failed");
+	}
+	size_t n = 0;
+	int stage = 0;
+	zs.next_in = (Bytef *)(uintptr_t)p;
+	zs.avail_in = (uInt)len;
+	for (;;) {
+		if (cap - n < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			out = xrealloc(out, cap);
+		}
+		zs.next_out = out + n;
+		zs.avail_out = (uInt)(cap - n);
+		int r = inflate(&zs, Z_SYNC_FLUSH);
+		n = cap - zs.avail_out;
+		if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) {
+			set_err("conn %d: bad compressed message (zlib %d)", c->idx, r);
+			st.proto_err++;
+			return NULL;
+		}
+		if (zs.avail_in == 0 && stage == 0) {
+			zs.next_in = (Bytef *)(uintptr_t)tail;
+			zs.avail_in = 4;
+			stage = 1;
+			continue;
+		}
+		if ((zs.avail_in == 0 && zs.avail_out > 0) || r == Z_STREAM_END)
+			break;
+		if (n > (1u << 26)) {
+			set_err("conn %d: inflated message too big", c->idx);
+			st.proto_err++;
+			return NULL;
+		}
+	}
+	st.compressed++;
+	*out_len = n;
+	return out;
+}
+
+/* A complete data message (compressed or not). */
+static void on_message(struct conn *c, int op, int z, const uint8_t *p, size_t len, uint64_t now)
+{
+	if (z && !(p = inflate_msg(c, p, len, &len)))
+		return;
+	if (op == 1)
+		on_data_msg(c, p, len, now);
+}
+
 /* Parse as many complete server frames as p[0..len) holds; returns bytes used or -1. */
 static ssize_t parse_frames(struct conn *c, const uint8_t *p, size_t len, uint64_t now)
 {
@@ -871,7 +1007,8 @@ static ssize_t parse_frames(struct conn *c, const uint8_t *p, size_t len, uint64
 		const uint8_t *f = p + used;
 		size_t avail = len - used;
 		int fin = f[0] & 0x80, op = f[0] & 0x0f;
-		if (f[0] & 0x70) {
+		int rsv1 = (f[0] & 0x40) != 0;
+		if ((f[0] & 0x30) || (rsv1 && (!c->z || op == 0 || op >= 8))) {
 			set_err("conn %d: RSV bits set without extension (0x%02x)", c->idx, f[0]);
 			st.proto_err++;
 			return -1;
@@ -957,8 +1094,7 @@ static ssize_t parse_frames(struct conn *c, const uint8_t *p, size_t len, uint64
 			memcpy(c->frag.p + c->frag.len, pl, (size_t)plen);
 			c->frag.len += (size_t)plen;
 			if (fin) {
-				if (c->frag_op == 1)
-					on_data_msg(c, c->frag.p, c->frag.len, now);
+				on_message(c, c->frag_op, c->frag_z, c->frag.p, c->frag.len, now);
 				c->frag_op = 0;
 				c->frag.len = 0;
 			}
@@ -969,10 +1105,10 @@ static ssize_t parse_frames(struct conn *c, const uint8_t *p, size_t len, uint64
 				return -1;
 			}
 			if (fin) {
-				if (op == 1)
-					on_data_msg(c, pl, (size_t)plen, now);
+				on_message(c, op, rsv1, pl, (size_t)plen, now);
 			} else {
 				c->frag_op = (uint8_t)op;
+				c->frag_z = (uint8_t)rsv1;
 				buf_reserve(&c->frag, (size_t)plen);
 				memcpy(c->frag.p, pl, (size_t)plen);
 				c->frag.len = (size_t)plen;
@@ -1010,7 +1146,7 @@ static ssize_t parse_handshake(struct conn *c, const uint8_t *p, size_t len)
 		set_err("conn %d: handshake refused: %.*s", c->idx, (int)(eol ? eol - p : 40), (const char *)p);
 		return -1;
 	}
-	int ok_accept = 0, ok_upgrade = 0, ok_proto = !opt.json;
+	int ok_accept = 0, ok_upgrade = 0, ok_proto = !opt.json, ok_ext = !opt.deflate;
 	const char *line = (const char *)p;
 	const char *hend = (const char *)end;
 	while (line < hend) {
@@ -1037,11 +1173,24 @@ static ssize_t parse_handshake(struct conn *c, const uint8_t *p, size_t len)
 			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
 				vl--;
 			ok_proto = vl == strlen(JSON_PROTOCOL) && !memcmp(v, JSON_PROTOCOL, vl);
+		} else if (ll > 25 && !strncasecmp(line, "sec-websocket-extensions:", 25)) {
+			/* our offer allows only what the server may add: it must keep
+			 * no context between its messages for inflate_msg() */
+			const char *v = line + 25;
+			size_t vl = (size_t)(eol - v);
+			c->z = memmem(v, vl, "permessage-deflate", 18) != NULL;
+			ok_ext = c->z && memmem(v, vl, "server_no_context_takeover", 26) != NULL;
 		}
 		line = eol + 2;
 	}
 	if (!ok_accept || !ok_upgrade) {
 		set_err("conn %d: bad 101 (accept ok %d, upgrade ok %d)", c->idx, ok_accept, ok_upgrade);
+		st.proto_err++;
+		return -1;
+	}
+	if (!ok_ext) {
+		set_err("conn %d: the server did not agree permessage-deflate with "
+			"server_no_context_takeover", c->idx);
 		st.proto_err++;
 		return -1;
 	}
@@ -1169,8 +1318,9 @@ static void request_text(struct conn *c, char *out, size_t cap)
 	}
 	snprintf(out, cap,
 		 "GET /?name=%s&room=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-		 "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-		 name, room, opt.host, opt.port, opt.json ? "Sec-WebSocket-Protocol: " JSON_PROTOCOL "\r\n" : "");
+		 "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
+		 name, room, opt.host, opt.port, opt.json ? "Sec-WebSocket-Protocol: " JSON_PROTOCOL "\r\n" : "",
+		 opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
 }
 
 static struct sockaddr_in srv_addr;
@@ -1429,6 +1579,8 @@ static void report(int ok, uint64_t ramp_ns, int64_t cpu0, int64_t cpu1, int64_t
 	double cpu = (cpu0 >= 0 && cpu1 >= 0) ? (double)(cpu1 - cpu0) / 1e9 : -1;
 	printf("{\"mode\":\"%s\",\"ok\":%s,\"n\":%d,\"inflight\":%d,\"rate\":%.0f,\"msg_size\":%d,\"json\":%s,", mode_name(),
 	       ok ? "true" : "false", opt.n, opt.inflight, opt.rate, opt.msg_size, opt.json ? "true" : "false");
+	printf("\"deflate\":%s,\"prose\":%s,\"compressed\":%" PRIu64 ",", opt.deflate ? "true" : "false",
+	       opt.prose ? "true" : "false", st.compressed);
 	if (opt.mode == M_ROOMS) {
 		/* messages, each counted once: sent with an intended time inside the
 		 * sending window, and delivered (deliveries / members per room) */
@@ -1500,6 +1652,8 @@ static void usage(void)
 	      "  --room-size N      idle, rooms: connections per room [100]\n"
 	      "  --json             speak the JSON subprotocol " JSON_PROTOCOL " (not in echo)\n"
 	      "  --tls              speak TLS (wss://; the certificate is not verified)\n"
+	      "  --deflate          offer permessage-deflate and inflate what comes compressed\n"
+	      "  --prose            pad chat messages with English sentences, not 'x'\n"
 	      "  --hold S           idle: hold after reporting (SIGUSR1/SIGTERM ends it) [0]\n"
 	      "  --settle S         idle: quiet time before reading RSS [1]\n"
 	      "  --server-pid PID   read CPU and RSS of this process from /proc\n"
@@ -1519,7 +1673,8 @@ int main(int argc, char **argv)
 		{"connect-timeout", 1, 0, 'T'}, {"batch", 1, 0, 'b'}, {"msg-size", 1, 0, 's'},
 		{"room", 1, 0, 'R'}, {"room-size", 1, 0, 'g'}, {"hold", 1, 0, 'h'}, {"settle", 1, 0, 'S'},
 		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'},
-		{"json", 0, 0, 'J'}, {"tls", 0, 0, 'L'}, {"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
+		{"json", 0, 0, 'J'}, {"tls", 0, 0, 'L'}, {"deflate", 0, 0, 'Z'}, {"prose", 0, 0, 'X'},
+		{"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
 	};
 	if (argc < 2)
 		usage();
@@ -1564,6 +1719,8 @@ int main(int argc, char **argv)
 		case 'A': opt.src_addrs = atoi(optarg); break;
 		case 'J': opt.json = 1; break;
 		case 'L': opt.tls = 1; break;
+		case 'Z': opt.deflate = 1; break;
+		case 'X': opt.prose = 1; break;
 		case 'v': verbose = 1; break;
 		default: usage();
 		}

@@ -64,6 +64,11 @@ static const struct flag flags[] = {
      "connections at once from one address; past it HTTP 429 (0: no limit)"},
     {"--message-timeout", "SECONDS", "30",
      "time a message may take to arrive whole (longer: close 1008)"},
+    {"--no-deflate", NULL, "off",
+     "never negotiate permessage-deflate (RFC 7692; by default a client "
+     "that offers it gets it)"},
+    {"--deflate-threshold", "BYTES", "128",
+     "messages shorter than this go uncompressed to deflate clients"},
     {"--max-header", "BYTES", "8192",
      "largest HTTP request head (larger: HTTP 431)"},
     {"--handshake-timeout", "SECONDS", "10",
@@ -650,6 +655,10 @@ static int parse(struct settings *st, int argc, char **argv) {
       long long lo = 1;
       if (strcmp(name, "--max-rooms") == 0)
         opt = WSCHAT_OPT_MAX_ROOMS, seconds = 0;
+      else if (strcmp(name, "--no-deflate") == 0)
+        opt = WSCHAT_OPT_DEFLATE, seconds = 0, lo = 0, val = "0";
+      else if (strcmp(name, "--deflate-threshold") == 0)
+        opt = WSCHAT_OPT_DEFLATE_THRESHOLD, seconds = 0, lo = 0;
       else if (strcmp(name, "--history-replay") == 0)
         opt = WSCHAT_OPT_HISTORY_REPLAY, seconds = 0, lo = 0;
       else if (strcmp(name, "--quiet-room") == 0)
@@ -721,6 +730,8 @@ static long long opt_value(const struct settings *st, enum wschat_option opt,
   for (int i = 0; i < st->nopts; i++)
     if (st->opts[i].opt == opt)
       return st->opts[i].value;
+  if (opt == WSCHAT_OPT_DEFLATE)
+    return 1; /* a switch (--no-deflate): not given, deflate is on */
   const struct flag *f = NULL;
   for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
     if (strcmp(flags[k].name, flag) == 0)

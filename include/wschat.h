@@ -175,6 +175,13 @@ enum wschat_option {
                                        arrive within this long of its first
                                        byte, else close 1008; 0: no limit;
                                        default 30000 */
+  WSCHAT_OPT_DEFLATE,               /* 1: permessage-deflate (RFC 7692) is
+                                       negotiated with clients that offer
+                                       it; 0: never (no extension is
+                                       answered). Default 1 */
+  WSCHAT_OPT_DEFLATE_THRESHOLD,     /* messages shorter than this many bytes
+                                       are sent uncompressed to deflate
+                                       clients (0 to 2^31); default 128 */
 };
 
 /*

@@ -214,6 +214,7 @@ static int send_frame(struct wschat_client *c, int opcode, const void *data,
   struct wschat__frame *f = wschat__frame_new(opcode, data, len);
   if (f == NULL)
     return WSCHAT_ENOMEM;
+  f = wschat__session_own(c, f);
   wschat__replay_send(c, f); /* after a pending replay, in order */
   wschat__frame_unref(f);
   return 0;

@@ -38,6 +38,7 @@ struct wschat__frame;
 struct wschat__log;
 struct wschat__conn;
 struct wschat__tls;
+struct wschat__deflate;
 
 enum wschat__conn_state {
   WSCHAT__CONN_HTTP = 0, /* reading the upgrade request, or deferred */
@@ -94,6 +95,11 @@ struct wschat__conn_env {
   struct wschat__frame *ping_frame; /* shared by all */
   /* TLS on every connection accepted (stream_tls); NULL: plain TCP. */
   struct wschat__tls *tls;
+  /* permessage-deflate (deflate.h): the server's shared streams (owned by
+   * the server, NULL if out of memory) and whether upgrades may
+   * negotiate it (WSCHAT_OPT_DEFLATE, on by default) */
+  struct wschat__deflate *deflate;
+  int deflate_on;
 };
 
 struct wschat__conn {

@@ -47,9 +47,10 @@ struct wschat_event *wschat__event_new(int kind, const char *room,
 void wschat__event_unref(struct wschat_event *ev) {
   if (ev == NULL || --ev->refs > 0)
     return;
-  for (int v = 0; v < WSCHAT__VIEWS; v++)
-    for (int k = 0; k < WSCHAT__VARIANTS; k++)
-      wschat__frame_unref(ev->frames[v][k]);
+  for (int z = 0; z < WSCHAT__ZKEYS; z++)
+    for (int v = 0; v < WSCHAT__VIEWS; v++)
+      for (int k = 0; k < WSCHAT__VARIANTS; k++)
+        wschat__frame_unref(ev->frames[z][v][k]);
   free(ev);
 }
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deflate.h"
 #include "wschat.h"
 
 struct wschat__frame;
@@ -41,7 +42,10 @@ struct wschat_event {
   const char *room, *from, *to, *reason; /* in mem, or NULL */
   const char *text;                      /* in mem; "" if none */
   size_t text_len;
-  struct wschat__frame *frames[WSCHAT__VIEWS][WSCHAT__VARIANTS]; /* owned */
+  /* The frame cache (each slot owns one reference), per compression key
+   * (0: none; see deflate.h), view and variant. A compressed slot holds the
+   * plain frame itself when compressing does not pay. */
+  struct wschat__frame *frames[WSCHAT__ZKEYS][WSCHAT__VIEWS][WSCHAT__VARIANTS];
   char mem[];
 };
 

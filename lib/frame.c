@@ -13,7 +13,7 @@ static size_t header_len(size_t len) {
 }
 
 static void write_header(uint8_t *p, int opcode, size_t len) {
-  p[0] = (uint8_t)(0x80 | (opcode & 0x0F));
+  p[0] = (uint8_t)(0x80 | (opcode & (0x0F | WSCHAT__FRAME_RSV1)));
   if (len < 126) {
     p[1] = (uint8_t)len;
   } else if (len <= 0xFFFF) {

@@ -20,6 +20,9 @@ enum {
   WSCHAT__OP_CLOSE = 0x8,
   WSCHAT__OP_PING = 0x9,
   WSCHAT__OP_PONG = 0xA,
+  /* Or'd into an opcode given to wschat__frame_new(): RSV1 set, the
+   * payload is compressed (permessage-deflate, see deflate.h). */
+  WSCHAT__FRAME_RSV1 = 0x40,
 };
 
 struct wschat__frame {
@@ -31,8 +34,9 @@ struct wschat__frame {
 /*
  * Builds an unmasked, final frame of opcode around payload (copied), or,
  * with opcode < 0, wraps payload bytes as they are (already framed bytes,
- * e.g. wslay's own output). The caller owns the one reference returned.
- * payload may be NULL when len is 0. Returns NULL when out of memory.
+ * e.g. wslay's own output). opcode may carry WSCHAT__FRAME_RSV1. The caller
+ * owns the one reference returned. payload may be NULL when len is 0. Returns
+ * NULL when out of memory.
  */
 struct wschat__frame *wschat__frame_new(int opcode, const void *payload,
                                         size_t len);

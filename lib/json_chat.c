@@ -36,6 +36,7 @@ static void send_new(struct wschat_client *c, struct wschat__frame *f) {
     wschat__conn_doom(&c->conn, 1011);
     return;
   }
+  f = wschat__session_own(c, f);
   wschat__replay_send(c, f);
   wschat__frame_unref(f);
 }
@@ -98,6 +99,7 @@ static int welcome(struct wschat_client *c, const char *room) {
       c->member.name, room, rooms, 1, epoch[0] ? epoch : NULL);
   if (f == NULL)
     return -1;
+  f = wschat__session_own(c, f);
   wschat__replay_send(c, f);
   wschat__frame_unref(f);
   return 0;

@@ -256,6 +256,8 @@ static void on_page(struct wschat__history_page *page, void *user) {
            : json          ? json_answer(r, page)
                            : text_answer(r, page);
   wschat__history_page_free(page);
+  for (size_t i = 0; i < r->nframes; i++)
+    r->frames[i] = wschat__session_own(c, r->frames[i]);
   if (rc != 0)
     wschat__conn_doom(&c->conn, 1011); /* out of memory */
   r->done = 1;

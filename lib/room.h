@@ -40,6 +40,7 @@ struct wschat__member {
   /* The first line holds what every delivery reads: id and view. */
   uint64_t id;                      /* the client id (never 0) */
   uint8_t view;                     /* WSCHAT__VIEW_* */
+  uint8_t zkey;                     /* compression key (deflate.h); 0 */
   uint8_t attached;                 /* in the chat (in all[]) */
   uint8_t exiting;                  /* inside wschat__chat_exit */
   uint32_t all_idx;                 /* index in the registry's all[] */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "command.h"
+#include "deflate.h"
 #include "frame.h"
 #include "http.h"
 #include "session.h"
@@ -347,16 +348,20 @@ int wschat_server_new(uv_loop_t *loop, struct wschat_server **out) {
   env->gather_len = sizeof(srv->wbuf);
   env->iov = malloc(WSCHAT__IOV * sizeof(uv_buf_t));
   env->ping_frame = wschat__frame_new(WSCHAT__OP_PING, NULL, 0);
+  env->deflate = wschat__deflate_new(WSCHAT__DEFLATE_THRESHOLD);
+  env->deflate_on = 1;
   int chat_ok = wschat__chat_init(&srv->chat, srv, wschat__session_deliver,
                                   srv) == 0;
   int post_ok = wschat__post_init(&srv->posts, srv) == 0;
-  if (env->iov == NULL || env->ping_frame == NULL || !chat_ok || !post_ok) {
+  if (env->iov == NULL || env->ping_frame == NULL || env->deflate == NULL ||
+      !chat_ok || !post_ok) {
     if (chat_ok)
       wschat__chat_free(&srv->chat);
     if (post_ok)
       wschat__post_free(&srv->posts);
     free(env->iov);
     wschat__frame_unref(env->ping_frame);
+    wschat__deflate_free(env->deflate);
     if (srv->owns_loop)
       uv_loop_close(&srv->own_loop);
     free(srv);
@@ -453,6 +458,16 @@ int wschat_server_set_option(struct wschat_server *srv, enum wschat_option opt,
     if (v < 0 || v > day_ms)
       return WSCHAT_EINVAL;
     env->message_timeout_ms = (uint64_t)v;
+    return 0;
+  case WSCHAT_OPT_DEFLATE:
+    if (v != 0 && v != 1)
+      return WSCHAT_EINVAL;
+    env->deflate_on = (int)v;
+    return 0;
+  case WSCHAT_OPT_DEFLATE_THRESHOLD:
+    if (v < 0 || v > (int64_t)1 << 31)
+      return WSCHAT_EINVAL;
+    wschat__deflate_set_threshold(env->deflate, (size_t)v);
     return 0;
   case WSCHAT_OPT_HISTORY_REPLAY:
     if (v < 0 || v > 10000)

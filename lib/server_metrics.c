@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "deflate.h"
 #include "log.h"
 #include "server.h"
 
@@ -161,6 +162,27 @@ size_t wschat_server_metrics(struct wschat_server *srv, char *buf, size_t cap) {
         (unsigned long long)m->tls_reloads);
     put(&o, "wschat_tls_reloads_total{result=\"failed\"} %llu\n",
         (unsigned long long)m->tls_reload_failures);
+  }
+  if (srv->sess.conn.deflate != NULL) {
+    const struct wschat__deflate_stats *z =
+        wschat__deflate_stats(srv->sess.conn.deflate);
+    one(&o, "wschat_deflate_frames_total", "counter",
+        "Frames compressed (permessage-deflate): once per event, view and "
+        "window however many clients share it, or once per reply.",
+        z->compressed);
+    family(&o, "wschat_deflate_bytes_total", "counter",
+           "Payload bytes of those frames before (plain) and after "
+           "(compressed) compression.");
+    put(&o, "wschat_deflate_bytes_total{form=\"plain\"} %llu\n",
+        (unsigned long long)z->plain_bytes);
+    put(&o, "wschat_deflate_bytes_total{form=\"compressed\"} %llu\n",
+        (unsigned long long)z->zbytes);
+    one(&o, "wschat_inflated_messages_total", "counter",
+        "Compressed messages from clients inflated.", z->inflated);
+    one(&o, "wschat_inflate_refused_total", "counter",
+        "Compressed messages from clients refused: past --max-message or the "
+        "ratio bound once inflated (1009), corrupt or not UTF-8 (1007).",
+        z->refused);
   }
 
   struct wschat_history_stats h;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate.h"
 #include "frame.h"
 #include "server.h"
 #include "stream_tls.h"
@@ -191,6 +192,7 @@ int wschat_server_free(struct wschat_server *srv) {
   wschat__session_env_free(&srv->sess);
   wschat__map_free(&srv->peers); /* empty: every client is gone */
   wschat__frame_unref(srv->sess.conn.ping_frame);
+  wschat__deflate_free(srv->sess.conn.deflate);
   free(srv->sess.conn.iov);
   wschat__tls_free(srv->sess.conn.tls);
   free(srv->conns);

@@ -201,15 +201,22 @@ static void open_client(struct wschat_client *c) {
     return;
   }
   int json = c->protocol && strcmp(c->protocol, WSCHAT__JSON_PROTOCOL) == 0;
+  struct wschat__pmd pmd;
+  int z = wschat__session_deflate_agree(c, &pmd);
+  char *extra = wschat__session_deflate_headers(c, z ? &pmd : NULL);
   wschat__ws_accept(h->key, h->key_len, accept);
-  size_t n = accept[0] ? wschat__http_write_upgrade(buf, sizeof(buf), accept,
-                                                    c->protocol,
-                                                    c->hs->headers)
-                       : 0;
+  size_t n =
+      accept[0] && (extra != NULL || !z)
+          ? wschat__http_write_upgrade(buf, sizeof(buf), accept, c->protocol,
+                                       z ? extra : c->hs->headers)
+          : 0;
+  free(extra);
   if (n == 0) {
     wschat__conn_drop(&c->conn, 1011);
     return;
   }
+  if (z) /* before the upgrade feeds what arrived meanwhile */
+    wschat__session_deflate_apply(c, &pmd);
   struct wschat__hs *hs = c->hs;
   c->hs = NULL; /* kept below until the chat has it */
   if (wschat__conn_upgrade(&c->conn, buf, n) != 0) {
@@ -420,6 +427,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
     if (f == NULL) {
       wschat__conn_close(conn, 1011, "out of memory");
     } else {
+      f = wschat__session_own(c, f);
       wschat__conn_deliver(conn, f);
       wschat__frame_unref(f);
     }
@@ -430,6 +438,7 @@ void wschat__session_on_message(struct wschat__conn *conn, int opcode,
     struct wschat__frame *f = wschat__frame_new(WSCHAT__OP_TEXT, no,
                                                 sizeof(no) - 1);
     if (f) {
+      f = wschat__session_own(c, f);
       wschat__replay_send(c, f);
       wschat__frame_unref(f);
     }
@@ -516,7 +525,8 @@ static int deliver_one(struct wschat__member *m, struct wschat_event *ev,
   if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
     return 0;
   int oom;
-  struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
+  struct wschat__frame *f =
+      wschat__view_frame(m, ev, variant, c->conn.env->deflate, &oom);
   if (f != NULL)
     wschat__replay_send(c, f); /* after its replay, if one is pending */
   else if (oom)
@@ -532,7 +542,7 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
    * behind a replay), the frame of its view built already (by the first
    * recipient of that view), an event every member sees the same way.
    * Anything else goes through the view. */
-  struct wschat__frame *(*frames)[WSCHAT__VARIANTS] = ev->frames;
+  struct wschat__frame *(*frames)[WSCHAT__VIEWS][WSCHAT__VARIANTS] = ev->frames;
   int plain = ev->kind != WSCHAT_EVENT_NICK && variant == 0;
   size_t delivered = 0; /* counted here, added to the metrics once */
   struct wschat_client *c = NULL;
@@ -544,13 +554,13 @@ void wschat__session_deliver(void *user, struct wschat__member *const *m,
     c = (struct wschat_client *)(void *)((char *)mi -
                                          offsetof(struct wschat_client,
                                                   member));
-    unsigned v = mi->view;
-    if (plain && v < WSCHAT__VIEWS && frames[v][0] != NULL) {
+    unsigned v = mi->view, z = mi->zkey;
+    if (plain && v < WSCHAT__VIEWS && frames[z][v][0] != NULL) {
       /* The test conn_deliver makes first (the compiler merges them). */
       if (c->conn.state != WSCHAT__CONN_OPEN || c->conn.doom)
         continue;
       delivered++;
-      wschat__conn_deliver(&c->conn, frames[v][0]);
+      wschat__conn_deliver(&c->conn, frames[z][v][0]);
       continue;
     }
     delivered += (size_t)deliver_one(mi, ev, variant);
@@ -570,6 +580,7 @@ void wschat__session_reply(void *user, struct wschat__member *m,
     wschat__conn_doom(&c->conn, 1011);
     return;
   }
+  f = wschat__session_own(c, f);
   wschat__replay_send(c, f);
   wschat__frame_unref(f);
 }
@@ -610,6 +621,7 @@ void wschat__session_on_enter(void *user, struct wschat__member *m,
      * it has seen everything. */
     struct wschat__frame *f = wschat__json_history(room, NULL, 0, 0, NULL);
     if (f != NULL) {
+      f = wschat__session_own(c, f);
       wschat__replay_send(c, f);
       wschat__frame_unref(f);
     }

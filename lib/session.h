@@ -51,6 +51,23 @@ void wschat__session_on_enter(void *user, struct wschat__member *m,
 /* Answers a decided upgrade (accept or refuse); for deferred clients. */
 void wschat__session_decide(struct wschat_client *c);
 
+/* permessage-deflate at the upgrade (session_deflate.c). */
+struct wschat__pmd;
+/* 1 with *p set if the server negotiates it (WSCHAT_OPT_DEFLATE) and c's
+ * request offers it acceptably (the first acceptable offer of its
+ * Sec-WebSocket-Extensions headers, in order: deflate.h). */
+int wschat__session_deflate_agree(const struct wschat_client *c,
+                                  struct wschat__pmd *p);
+/* With p (an agreed offer): a new string (the caller frees it) of the
+ * 101's extra headers, the Sec-WebSocket-Extensions answer then the
+ * application's; NULL when out of memory. Without p: NULL. */
+char *wschat__session_deflate_headers(const struct wschat_client *c,
+                                      const struct wschat__pmd *p);
+/* Makes c a deflate client: its frame cache key, its inflater, RSV1
+ * allowed on its frames. Before any frame is read. */
+void wschat__session_deflate_apply(struct wschat_client *c,
+                                   const struct wschat__pmd *p);
+
 /* Frees the client's own memory (not the conn's): from the close
  * callback. */
 void wschat__session_free(struct wschat_client *c);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "deflate.h"
 #include "rate.h"
 #include "room.h"
 #include "token.h"
@@ -158,6 +159,16 @@ struct wschat_client {
 
 static inline struct wschat_client *wschat__client_of(struct wschat__conn *c) {
   return (struct wschat_client *)c;
+}
+
+/* What to queue for c of a frame built for c alone (a reply, an echo, a
+ * history line): takes the caller's reference and returns one to f, or to
+ * its compressed copy if c negotiated permessage-deflate and it pays. */
+static inline struct wschat__frame *
+wschat__session_own(struct wschat_client *c, struct wschat__frame *f) {
+  return c->member.zkey
+             ? wschat__deflate_own(c->conn.env->deflate, c->member.zkey, f)
+             : f;
 }
 
 static inline const struct wschat__session_env *

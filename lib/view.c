@@ -1,6 +1,7 @@
 /* view: see view.h. */
 #include "view.h"
 
+#include "deflate.h"
 #include "event.h"
 #include "frame.h"
 #include "json_view.h"
@@ -8,7 +9,7 @@
 
 struct wschat__frame *wschat__view_frame(struct wschat__member *m,
                                          struct wschat_event *ev, int variant,
-                                         int *oom) {
+                                         struct wschat__deflate *z, int *oom) {
   unsigned v = m->view & WSCHAT__VIEW_MASK;
   int view = v < WSCHAT__VIEWS ? (int)v : WSCHAT__VIEW_TEXT;
   *oom = 0;
@@ -19,12 +20,21 @@ struct wschat__frame *wschat__view_frame(struct wschat__member *m,
   }
   if (view == WSCHAT__VIEW_JSON)
     variant = WSCHAT__TO_RECIPIENT; /* one object for both ends */
-  struct wschat__frame **slot = &ev->frames[view][variant];
+  struct wschat__frame **slot = &ev->frames[0][view][variant];
   if (*slot == NULL) {
     *slot = view == WSCHAT__VIEW_JSON ? wschat__json_render(ev, variant)
                                       : wschat__text_render(ev, variant);
-    if (*slot == NULL)
+    if (*slot == NULL) {
       *oom = 1;
+      return NULL;
+    }
   }
-  return *slot;
+  unsigned key = m->zkey;
+  if (key == 0 || key >= WSCHAT__ZKEYS)
+    return *slot;
+  /* Compressed once per key, shared by every member with that key. */
+  struct wschat__frame **zslot = &ev->frames[key][view][variant];
+  if (*zslot == NULL)
+    *zslot = wschat__deflate_frame(z, key, *slot);
+  return *zslot;
 }

@@ -14,16 +14,19 @@
 struct wschat_event;
 struct wschat__frame;
 struct wschat__member;
+struct wschat__deflate;
 
 /*
- * The frame m gets for ev (variant WSCHAT__TO_*), or NULL: if m's view
+ * The frame m gets for ev (variant WSCHAT__TO_*), compressed once per
+ * compression key with z (the server's, see deflate.h) for a member with
+ * permessage-deflate (m->zkey), or NULL: if m's view
  * shows nothing for it (*oom stays 0; e.g. the text view shows one notice
  * per rename, however many rooms m shares with the renamed member), or when
  * out of memory (*oom set to 1).
  */
 struct wschat__frame *wschat__view_frame(struct wschat__member *m,
                                          struct wschat_event *ev, int variant,
-                                         int *oom);
+                                         struct wschat__deflate *z, int *oom);
 
 /* The text view's rendering of ev (a new frame the caller owns; NULL when
  * out of memory). */

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate.h"
 #include "frame.h"
+#include "utf8.h"
 #include "ws_codec.h"
 
 struct wschat__ws_call {
@@ -20,6 +22,7 @@ struct wschat__ws_call {
   void *user;
   const uint8_t *in; /* bytes being fed (not owned) */
   size_t in_len;
+  size_t max_message; /* the feed's limit (inflation's bound too) */
 };
 
 /* Makes call current for the length of a feed or close; calls nest (a
@@ -33,6 +36,7 @@ static struct wschat__ws_call *enter(struct wschat__ws *w,
   call->user = user;
   call->in = NULL;
   call->in_len = 0;
+  call->max_message = 0;
   w->call = call;
   return outer;
 }
@@ -121,10 +125,32 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
   w->frame_off += a->data_length;
 }
 
+/* Inflates a compressed message in place of *msg (into the server's
+ * buffer), checks it as UTF-8 if text. 0, or a close code with *why. */
+static int inflate_message(struct wschat__ws *w, int opcode,
+                           const uint8_t **msg, size_t *len, size_t max,
+                           const char **why) {
+  int code = wschat__deflate_inflate(w->z, *msg, *len, max, msg, len, why);
+  if (code == 0 && opcode == WSLAY_TEXT_FRAME &&
+      !wschat__utf8_valid((const char *)*msg, *len)) {
+    code = 1007;
+    *why = "invalid UTF-8";
+  }
+  return code;
+}
+
+/* Fails the connection from inside wslay's read: it reads no further. */
+static void fail(wslay_event_context_ptr ctx, struct wschat__ws *w, int code,
+                 const char *why) {
+  wslay_event_shutdown_read(ctx);
+  wslay_event_queue_close(ctx, (uint16_t)code, (const uint8_t *)why,
+                          strlen(why));
+  w->call->cbs->on_fail(w->call->user, code);
+}
+
 static void on_msg_recv(wslay_event_context_ptr ctx,
                         const struct wslay_event_on_msg_recv_arg *arg,
                         void *user) {
-  (void)ctx;
   struct wschat__ws *w = user;
   switch (arg->opcode) {
   case WSLAY_TEXT_FRAME:
@@ -135,6 +161,15 @@ static void on_msg_recv(wslay_event_context_ptr ctx,
     size_t len = w->direct ? w->direct_len : w->buf_len;
     w->direct = NULL;
     w->buf_len = 0;
+    if ((arg->rsv & WSLAY_RSV1_BIT) && w->z != NULL) {
+      const char *why;
+      int code = inflate_message(w, arg->opcode, &msg, &len,
+                                 w->call->max_message, &why);
+      if (code != 0) {
+        fail(ctx, w, code, why);
+        break;
+      }
+    }
     if (w->call->cbs->is_open(w->call->user))
       w->call->cbs->on_message(w->call->user, arg->opcode, msg, len);
     break;
@@ -175,9 +210,26 @@ static int ensure_ctx(struct wschat__ws *w, size_t max_message) {
     return -1;
   }
   wslay_event_config_set_no_buffering(w->ctx, 1);
+  if (w->z != NULL)
+    wslay_event_config_set_allowed_rsv_bits(w->ctx, WSLAY_RSV1_BIT);
   /* The scanner enforces the limit with a reason; this is a second fence. */
   wslay_event_config_set_max_recv_msg_length(w->ctx, max_message + 1);
   return 0;
+}
+
+/* Fails the connection from the fast path (a compressed message that does
+ * not inflate, or not to valid text): a close frame with code and why
+ * through wslay, and nothing more is read. */
+static void fail_now(struct wschat__ws *w, int code, const char *why,
+                     size_t max) {
+  w->failed = 1;
+  if (ensure_ctx(w, max) != 0) {
+    w->oom = 1; /* feed() drops the connection */
+    return;
+  }
+  fail(w->ctx, w, code, why);
+  if (wslay_event_send(w->ctx) != 0)
+    w->oom = 1;
 }
 
 /*
@@ -198,6 +250,17 @@ static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
     size_t plen;
     size_t n = wschat__ws_fast_frame(p + pos, len - pos, max, &op, &payload,
                                      &plen);
+    if (n == 0 && w->z != NULL && pos < len && (p[pos] & 0x40)) {
+      /* a compressed message, whole: inflated here, no wslay context */
+      n = wschat__ws_fast_frame_z(p + pos, len - pos, max, &op, &payload,
+                                  &plen);
+      const char *why;
+      int code = n ? inflate_message(w, op, &payload, &plen, max, &why) : 0;
+      if (code != 0) {
+        fail_now(w, code, why, max);
+        return pos + n;
+      }
+    }
     if (n == 0)
       break;
     pos += n;
@@ -212,6 +275,8 @@ static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
     return 0; /* after a close or a failure, input is discarded */
   if (wschat__ws_scan_between_messages(&w->scan)) {
     size_t n = fast_path(w, data, len, max_message);
+    if (w->oom)
+      return -1;
     data += n;
     len -= n;
     /* A message may have closed the connection: nothing after our close
@@ -222,6 +287,7 @@ static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
   }
   if (ensure_ctx(w, max_message) != 0)
     return -1;
+  w->call->max_message = max_message;
   int code = 0;
   const char *why = NULL;
   size_t ok = wschat__ws_scan(&w->scan, data, len, max_message, &code, &why);

@@ -12,8 +12,14 @@
  * A fast path in front of both takes the common case, a whole, final,
  * masked text or binary frame at a frame boundary (recognised by
  * wschat__ws_fast_frame): it unmasks eight bytes at a time and checks UTF-8
- * with an ASCII fast path, where wslay works a byte at a time. Everything else (control frames, fragments, partial or
- * 64-bit-length frames, invalid UTF-8, reserved bits) goes to wslay.
+ * with an ASCII fast path, where wslay works a byte at a time. Everything
+ * else (control frames, fragments, partial or 64-bit-length frames, invalid
+ * UTF-8, reserved bits) goes to wslay.
+ * With permessage-deflate (w->z set), a message whose first frame has RSV1
+ * is inflated whole once complete (deflate.h: bounded by max_message, 1009;
+ * corrupt data, 1007), then checked as UTF-8 if text (1007) and handed up
+ * like any other. A whole one-frame compressed message takes the fast path
+ * too (wschat__ws_fast_frame_z), so it needs no wslay context either.
  * Never touches sockets and knows no connection: wslay's output, whole
  * messages, closes and pongs go up through struct wschat__ws_cbs.
  */
@@ -28,6 +34,7 @@
 #include "ws_codec.h"
 
 struct wschat__frame;
+struct wschat__deflate;
 
 /* Upcalls to the connection; user is the one given to wschat__ws_init. */
 struct wschat__ws_cbs {
@@ -70,6 +77,9 @@ struct wschat__ws {
   size_t direct_len;
   uint8_t *buf; /* owned: a fragmented or chunked message, reused */
   size_t buf_len, buf_cap;
+  /* not owned: the server's shared zlib streams, set (with scan.deflate)
+   * when permessage-deflate was negotiated; NULL otherwise */
+  struct wschat__deflate *z;
 };
 
 /*

@@ -37,6 +37,17 @@ size_t wschat__ws_scan(struct wschat__ws_scan *s, const uint8_t *p, size_t len,
     size_t start = i >= s->hlen ? i - s->hlen : 0;
     s->hlen = 0;
     *code = 1002;
+    if (s->hdr[0] & 0x70) {
+      /* RSV1 only for the first frame of a compressed data message, and
+       * only with permessage-deflate; RSV2 and RSV3 never. */
+      *why = (s->hdr[0] & 0x30) ? "reserved bits set"
+             : !s->deflate      ? "RSV1 set without an extension"
+             : op >= 8          ? "RSV1 on a control frame"
+             : op == 0          ? "RSV1 on a continuation frame"
+                                : NULL;
+      if (*why != NULL)
+        return start;
+    }
     if ((l7 == 126 && plen < 126) || (l7 == 127 && plen <= 0xFFFF)) {
       /* RFC 6455 5.2: the minimal number of bytes MUST be used. */
       *why = "frame length not in its minimal form";
@@ -97,14 +108,15 @@ void wschat__ws_unmask(uint8_t *p, size_t n, const uint8_t key[4]) {
     p[i] ^= key[i & 3];
 }
 
-size_t wschat__ws_fast_frame(uint8_t *p, size_t len, uint64_t max_message,
-                             int *opcode, const uint8_t **payload,
-                             size_t *payload_len) {
+/* Both fast paths: top is the FIN and RSV bits the frame must have (0x80
+ * plain, 0xC0 compressed: no UTF-8 check, its payload is not text yet). */
+static size_t fast(uint8_t *p, size_t len, uint64_t max_message, int *opcode,
+                   const uint8_t **payload, size_t *payload_len, uint8_t top) {
   if (len < 6)
     return 0;
   uint8_t b0 = p[0], b1 = p[1];
   int op = b0 & 0x0F;
-  if ((b0 & 0xF0) != 0x80 || (op != 1 && op != 2) || !(b1 & 0x80))
+  if ((b0 & 0xF0) != top || (op != 1 && op != 2) || !(b1 & 0x80))
     return 0;
   size_t plen = b1 & 0x7F, hl = 6;
   if (plen == 127)
@@ -121,7 +133,7 @@ size_t wschat__ws_fast_frame(uint8_t *p, size_t len, uint64_t max_message,
     return 0;
   uint8_t *key = p + hl - 4, *pl = p + hl;
   wschat__ws_unmask(pl, plen, key);
-  if (op == 1 && !wschat__utf8_valid((const char *)pl, plen)) {
+  if (op == 1 && top == 0x80 && !wschat__utf8_valid((const char *)pl, plen)) {
     wschat__ws_unmask(pl, plen, key);
     return 0;
   }
@@ -129,4 +141,16 @@ size_t wschat__ws_fast_frame(uint8_t *p, size_t len, uint64_t max_message,
   *payload = pl;
   *payload_len = plen;
   return hl + plen;
+}
+
+size_t wschat__ws_fast_frame(uint8_t *p, size_t len, uint64_t max_message,
+                             int *opcode, const uint8_t **payload,
+                             size_t *payload_len) {
+  return fast(p, len, max_message, opcode, payload, payload_len, 0x80);
+}
+
+size_t wschat__ws_fast_frame_z(uint8_t *p, size_t len, uint64_t max_message,
+                               int *opcode, const uint8_t **payload,
+                               size_t *payload_len) {
+  return fast(p, len, max_message, opcode, payload, payload_len, 0xC0);
 }

@@ -24,6 +24,8 @@ struct wschat__ws_scan {
   uint8_t hdr[14];    /* a frame header being collected */
   uint8_t hlen;
   uint8_t in_frag; /* a fragmented data message is in progress */
+  uint8_t deflate; /* permessage-deflate negotiated: RSV1 allowed on the
+                      first frame of a data message (set by the caller) */
 };
 
 /*
@@ -31,7 +33,9 @@ struct wschat__ws_scan {
  * payload bytes are skipped over, never read. Catches what wslay answers too
  * loosely or without a reason, with *code 1002: a length not in its minimal
  * form, a control frame that is fragmented or over 125 bytes, a close frame
- * with a 1-byte payload, a 64-bit length with its top bit set; and with
+ * with a 1-byte payload, a 64-bit length with its top bit set, RSV2 or
+ * RSV3, RSV1 unless s->deflate is set or on a control or continuation
+ * frame; and with
  * *code 1009 a data message over max_message bytes (the sum of its
  * fragments, decided as each header completes, before its payload).
  * *why is a static string.
@@ -70,5 +74,16 @@ void wschat__ws_unmask(uint8_t *p, size_t n, const uint8_t key[4]);
 size_t wschat__ws_fast_frame(uint8_t *p, size_t len, uint64_t max_message,
                              int *opcode, const uint8_t **payload,
                              size_t *payload_len);
+
+/*
+ * The same for a compressed message (permessage-deflate): one whole, final,
+ * masked text or binary frame with RSV1 set (and RSV2, RSV3 clear), its
+ * payload unmasked in place and not checked as UTF-8 (it is compressed:
+ * the caller inflates it, then checks). Only for a connection that
+ * negotiated the extension. Returns as wschat__ws_fast_frame().
+ */
+size_t wschat__ws_fast_frame_z(uint8_t *p, size_t len, uint64_t max_message,
+                               int *opcode, const uint8_t **payload,
+                               size_t *payload_len);
 
 #endif

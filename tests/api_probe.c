@@ -1130,9 +1130,9 @@ static void check_message_command(struct wschat_message *m, const char *text,
   CHECK(cmd != NULL, "no command in %.*s", (int)len, text);
   if (cmd == NULL)
     return;
-  size_t wl = strcspn(text + 1, " ");
-  if (wl > len - 1)
-    wl = len - 1;
+  size_t wl = 0; /* text is not NUL-terminated (wschat.h) */
+  while (1 + wl < len && text[1 + wl] != ' ')
+    wl++;
   const char *name = wschat_command_name(cmd);
   CHECK(strlen(name) == wl && memcmp(name, text + 1, wl) == 0,
         "command name %s in %.*s", name, (int)len, text);
@@ -1848,6 +1848,10 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_RATE, -1},
       {WSCHAT_OPT_RATE, 1000001},
       {WSCHAT_OPT_BURST, 0},
+      {WSCHAT_OPT_DEFLATE, 2},
+      {WSCHAT_OPT_DEFLATE, -1},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, -1},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, ((int64_t)1 << 31) + 1},
       {(enum wschat_option)0, 1},
       {(enum wschat_option)999, 1},
   };
@@ -1875,6 +1879,10 @@ static void check_options(struct wschat_server *srv) {
       {WSCHAT_OPT_MAX_LINE, 65536},
       {WSCHAT_OPT_RATE, 20},
       {WSCHAT_OPT_BURST, 40},
+      {WSCHAT_OPT_DEFLATE, 0},
+      {WSCHAT_OPT_DEFLATE, 1},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, 0},
+      {WSCHAT_OPT_DEFLATE_THRESHOLD, 128},
   };
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     int r = wschat_server_set_option(srv, good[i].opt, good[i].value);

@@ -110,7 +110,7 @@ static void deliver_one(void *user, struct wschat__member *m,
   ck_assert_ptr_eq(user, &F);
   struct user *u = (struct user *)m;
   int oom = 0;
-  struct wschat__frame *f = wschat__view_frame(m, ev, variant, &oom);
+  struct wschat__frame *f = wschat__view_frame(m, ev, variant, NULL, &oom);
   ck_assert_int_eq(oom, 0);
   if (f == NULL) {
     u->hidden++;
@@ -290,7 +290,7 @@ static void watcher(struct wschat_server *srv, const struct wschat_event *ev,
   ck_assert_ptr_nonnull(s->text);
   memcpy(s->text, text, s->text_len + 1);
   for (int v = 0; v < WSCHAT__VARIANTS; v++) {
-    s->frame[v] = ev->frames[WSCHAT__VIEW_TEXT][v];
+    s->frame[v] = ev->frames[0][WSCHAT__VIEW_TEXT][v];
     s->refs[v] = s->frame[v] ? s->frame[v]->refs : 0;
   }
 

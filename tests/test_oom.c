@@ -31,6 +31,12 @@
  * json_set_alloc_funcs(). The harness records what clients receive in
  * fixed arrays, so its own bookkeeping allocates nothing.
  *
+ * Two of the clients (a text one, a JSON one) have permessage-deflate
+ * (lib/deflate.c, threshold 0: every frame of theirs is compressed once
+ * per event, as lib/session.c asks): a compression that fails sends the
+ * plain frame, so they must read exactly what the others do. zlib's own
+ * allocations (a shared library) are not wrapped; ours are.
+ *
  * Not covered here (they need sockets or a loop): lib/json_chat.c and
  * lib/replay.c (the JSON client and history replay are driven through a
  * struct wschat_client); their building blocks (lib/json_proto.c,
@@ -43,7 +49,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "chat.h"
+#include "deflate.h"
 #include "event.h"
 #include "frame.h"
 #include "json_proto.h"
@@ -156,6 +165,8 @@ static struct {
 } S;
 
 static struct out reference[MAX_STEPS][NUSERS]; /* the run without failures */
+static struct wschat__deflate *Z; /* the shared compressor of a run, or NULL */
+static uint64_t zframes;          /* frames it compressed in the last run */
 static int nsteps_ref;
 
 /* Writes the number after the first key in line as 0. */
@@ -191,6 +202,24 @@ static void record(struct user *u, const char *p, size_t len) {
 static void record_frame(struct user *u, struct wschat__frame *f) {
   size_t len;
   const uint8_t *p = wschat__frame_payload(f, &len);
+  if (f->data[0] & 0x40) { /* compressed: what the client reads */
+    static uint8_t in[8192], plain[8192];
+    CHECK(len + 4 <= sizeof(in));
+    memcpy(in, p, len);
+    memcpy(in + len, "\0\0\xff\xff", 4);
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    CHECK(inflateInit2(&zs, -15) == Z_OK);
+    zs.next_in = in;
+    zs.avail_in = (uInt)(len + 4);
+    zs.next_out = plain;
+    zs.avail_out = sizeof(plain);
+    int r = inflate(&zs, Z_SYNC_FLUSH);
+    CHECK(r == Z_OK && zs.avail_in == 0);
+    len = sizeof(plain) - zs.avail_out;
+    inflateEnd(&zs);
+    p = plain;
+  }
   record(u, (const char *)p, len);
 }
 
@@ -213,7 +242,7 @@ static void deliver(void *user, struct wschat__member *const *m, size_t n,
     if (m[i]->id == skip || !u->open)
       continue;
     int oom = 0;
-    struct wschat__frame *f = wschat__view_frame(m[i], ev, variant, &oom);
+    struct wschat__frame *f = wschat__view_frame(m[i], ev, variant, Z, &oom);
     if (f != NULL)
       record_frame(u, f); /* the cache keeps the frame */
     else if (oom)
@@ -444,7 +473,9 @@ static int run(void) {
   }
   S.t.chat = &S.ch;
   S.t.io = &io;
+  Z = wschat__deflate_new(0); /* NULL when out of memory: nothing compressed */
   for (int i = 0; i < NUSERS; i++) {
+    S.u[i].m.zkey = i == BOB || i == DAVE ? WSCHAT__ZKEY_DEFAULT : 0;
     S.u[i].m.id = 100 + (uint64_t)i;
     S.u[i].m.client = (struct wschat_client *)(void *)&S.u[i];
     S.u[i].json = i >= CAROL;
@@ -461,6 +492,9 @@ static int run(void) {
   for (int i = 0; i < S.nkept; i++)
     wschat__event_unref(S.kept[i]);
   wschat__chat_free(&S.ch);
+  zframes = Z ? wschat__deflate_stats(Z)->compressed : 0;
+  wschat__deflate_free(Z);
+  Z = NULL;
   return n;
 }
 
@@ -577,7 +611,9 @@ int main(void) {
   for (int s = 0; s <= NSCRIPT; s++)
     for (int i = 0; i < NUSERS; i++)
       CHECK(!reference[s][i].oom_error && !reference[s][i].closed);
-  printf("reference run: %d steps, %ld allocations\n", nsteps_ref, total);
+  CHECK(zframes > 0); /* the deflate clients' frames went through it */
+  printf("reference run: %d steps, %ld allocations, %llu frames compressed\n",
+         nsteps_ref, total, (unsigned long long)zframes);
 
   for (persistent = 0; persistent <= 1; persistent++) {
     long runs = 0;

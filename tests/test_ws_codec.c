@@ -146,6 +146,78 @@ START_TEST(control_frames) {
 }
 END_TEST
 
+/* Reserved bits: RSV1 only with deflate (s->deflate), on the first frame of
+ * a data message; RSV2 and RSV3 never. */
+static struct verdict scan_deflate(const uint8_t *p, size_t len, int deflate) {
+  struct wschat__ws_scan s;
+  memset(&s, 0, sizeof(s));
+  s.deflate = (uint8_t)deflate;
+  struct verdict v = {0, -1, NULL};
+  v.ok = wschat__ws_scan(&s, p, len, MAX, &v.code, &v.why);
+  return v;
+}
+
+START_TEST(reserved_bits) {
+  uint8_t b[256];
+  size_t n = frame(b, 0xC1, "zz", 2); /* FIN, RSV1, text */
+  struct verdict v = scan_deflate(b, n, 0);
+  ck_assert_int_eq(v.code, 1002);
+  ck_assert_str_eq(v.why, "RSV1 set without an extension");
+  v = scan_deflate(b, n, 1);
+  ck_assert_int_eq(v.code, 0);
+  ck_assert_uint_eq(v.ok, n);
+  /* a fragmented compressed message: RSV1 on the first frame only */
+  n = frame(b, 0x42, "ab", 2);     /* RSV1, binary, no FIN */
+  n += frame(b + n, 0x89, "p", 1); /* a ping between fragments */
+  size_t k = n;
+  n += frame(b + n, 0x80, "cd", 2); /* the last continuation */
+  v = scan_deflate(b, n, 1);
+  ck_assert_int_eq(v.code, 0);
+  n = k + frame(b + k, 0xC0, "cd", 2); /* RSV1 on the continuation */
+  v = scan_deflate(b, n, 1);
+  ck_assert_int_eq(v.code, 1002);
+  ck_assert_uint_eq(v.ok, k);
+  ck_assert_str_eq(v.why, "RSV1 on a continuation frame");
+  for (uint8_t op = 8; op <= 10; op++) {
+    n = frame(b, (uint8_t)(0xC0 | op), op == 8 ? "\x03\xe8" : "",
+              op == 8 ? 2 : 0);
+    v = scan_deflate(b, n, 1);
+    ck_assert_int_eq(v.code, 1002);
+    ck_assert_str_eq(v.why, "RSV1 on a control frame");
+  }
+  static const uint8_t others[] = {0xA1, 0x91, 0xE1, 0xD1, 0xF1};
+  for (size_t i = 0; i < sizeof(others); i++) {
+    n = frame(b, others[i], "x", 1);
+    for (int d = 0; d < 2; d++) {
+      v = scan_deflate(b, n, d);
+      ck_assert_int_eq(v.code, 1002);
+      ck_assert_str_eq(v.why, "reserved bits set");
+    }
+  }
+  /* the fast path never takes an RSV1 frame; the compressed one takes
+   * only those (whole, final, masked), unmasked, not checked as UTF-8 */
+  n = frame(b, 0xC1, "\xff\xfe", 2);
+  int op;
+  const uint8_t *pl;
+  size_t plen;
+  ck_assert_uint_eq(wschat__ws_fast_frame(b, n, MAX, &op, &pl, &plen), 0);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, MAX, &op, &pl, &plen), n);
+  ck_assert_int_eq(op, 1);
+  ck_assert_uint_eq(plen, 2);
+  ck_assert_mem_eq(pl, "\xff\xfe", 2);
+  static const uint8_t notz[] = {0x81, 0x41, 0xE1, 0xD1, 0xC0, 0xC9};
+  for (size_t i = 0; i < sizeof(notz); i++) {
+    n = frame(b, notz[i], "ab", 2);
+    ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, MAX, &op, &pl, &plen), 0);
+  }
+  n = frame(b, 0xC2, "abcdef", 6);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n - 1, MAX, &op, &pl, &plen), 0);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, 5, &op, &pl, &plen), 0);
+  ck_assert_uint_eq(wschat__ws_fast_frame_z(b, n, 6, &op, &pl, &plen), n);
+  ck_assert_int_eq(op, 2);
+}
+END_TEST
+
 START_TEST(top_bit_length) {
   uint8_t b[64];
   size_t n = frame(b, 0x82, "abc", 3);
@@ -516,6 +588,7 @@ int main(void) {
   tcase_add_test(tc, nonminimal_lengths);
   tcase_add_test(tc, control_frames);
   tcase_add_test(tc, top_bit_length);
+  tcase_add_test(tc, reserved_bits);
   tcase_add_test(tc, too_big_single);
   tcase_add_test(tc, too_big_fragments);
   tcase_add_test(tc, ping_between_fragments);

@@ -26,10 +26,11 @@ new Promise((resolve, reject) => {
     ws.send("Hello from browser!");
     ws.send(new Uint8Array([0, 1, 2, 255]).buffer);
     ws.send("\u00e9t\u00e9 \U0001F600");
+    ws.send("a long line, compressed both ways. ".repeat(40));
   };
   ws.onmessage = (e) => {
     got.push(typeof e.data === "string" ? e.data : Array.from(new Uint8Array(e.data)));
-    if (got.length === 3) ws.close(1000, "done");
+    if (got.length === 4) ws.close(1000, "done");
   };
   ws.onclose = (e) => resolve({got, code: e.code, clean: e.wasClean, ext: ws.extensions, proto: ws.protocol});
   ws.onerror = () => reject("websocket error");
@@ -38,12 +39,25 @@ new Promise((resolve, reject) => {
 """
 
 
+ECHOED = ["Hello from browser!", [0, 1, 2, 255], "\u00e9t\u00e9 \U0001F600",
+          "a long line, compressed both ways. " * 40]
+
+
 def test_browser_echo(browser, start_server):
     s = start_server("--echo")
     r = browser.eval(ECHO_JS % s.url)
-    assert r["got"] == ["Hello from browser!", [0, 1, 2, 255], "\u00e9t\u00e9 \U0001F600"]
+    assert r["got"] == ECHOED
     assert r["code"] == 1000 and r["clean"] is True
-    assert r["ext"] == ""  # permessage-deflate offered, not accepted (yet)
+    # permessage-deflate offered and accepted (issue 12): the long line went
+    # compressed both ways
+    assert r["ext"] == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+
+def test_browser_echo_no_deflate(browser, start_server):
+    s = start_server("--echo", "--no-deflate")
+    r = browser.eval(ECHO_JS % s.url)
+    assert r["got"] == ECHOED and r["code"] == 1000
+    assert r["ext"] == ""  # offered, declined
 
 
 CHAT_JS = """

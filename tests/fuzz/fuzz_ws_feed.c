@@ -9,8 +9,10 @@
  * the message limit (16 * b bytes), byte 2 the message after which the
  * application closes the connection from inside on_message, as /quit does
  * (0: never), byte 3 bit 0 whether the idle wslay context is given back
- * between feeds (wschat__ws_trim, as lib/conn.c does after a read); the
- * rest is the client's byte stream.
+ * between feeds (wschat__ws_trim, as lib/conn.c does after a read) and
+ * bit 1 whether permessage-deflate was negotiated (RSV1 messages are
+ * inflated, lib/deflate.c, bounded by the limit); the rest is the client's
+ * byte stream.
  *
  * Invariants (abort() whatever NDEBUG says):
  *  - a feed never fails (-1 is out of memory only);
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate.h"
 #include "frame.h"
 #include "utf8.h"
 #include "ws.h"
@@ -106,7 +109,7 @@ static void on_close(void *user, int code) {
 static void on_fail(void *user, int code) {
   struct peer *c = user;
   CHECK(c->fails++ == 0);
-  CHECK(code == 1002 || code == 1009);
+  CHECK(code == 1002 || code == 1009 || code == 1007);
   c->open = 0;
 }
 
@@ -160,9 +163,18 @@ static void check_output(const struct bytes *o) {
 
 /* Feeds stream[0..len) in chunks of `chunk` (0: at once); the peer is
  * left for the caller to compare and free. */
-static void run(struct peer *c, const uint8_t *stream, size_t len,
-                size_t chunk, size_t max, unsigned close_after, int trim) {
+static struct wschat__deflate *shared_z; /* the server's, made once */
+
+static void run(struct peer *c, const uint8_t *stream, size_t len, size_t chunk,
+                size_t max, unsigned close_after, int trim, int deflate) {
   memset(c, 0, sizeof(*c));
+  if (deflate) {
+    if (shared_z == NULL)
+      shared_z = wschat__deflate_new(0);
+    CHECK(shared_z != NULL);
+    c->ws.z = shared_z;
+    c->ws.scan.deflate = 1;
+  }
   c->max = max;
   c->close_after = close_after;
   c->open = 1;
@@ -235,14 +247,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t chunk = data[0];
   size_t max = 16u * (size_t)data[1];
   unsigned close_after = data[2];
-  int trim = data[3] & 1;
+  int trim = data[3] & 1, deflate = (data[3] >> 1) & 1;
   const uint8_t *stream = data + 4;
   size_t len = size - 4;
 
   struct peer whole, chunked, bytes;
-  run(&whole, stream, len, 0, max, close_after, trim);
-  run(&chunked, stream, len, chunk, max, close_after, trim);
-  run(&bytes, stream, len, 1, max, close_after, trim);
+  run(&whole, stream, len, 0, max, close_after, trim, deflate);
+  run(&chunked, stream, len, chunk, max, close_after, trim, deflate);
+  run(&bytes, stream, len, 1, max, close_after, trim, deflate);
   same(&whole, &chunked);
   same(&whole, &bytes);
   done(&whole);
