@@ -541,8 +541,12 @@ static void process(struct tconn *tc, struct wschat__stream *s) {
       handshake_failed(tc, s);
       return;
     }
-    if (settle(tc, s) != 0) {
-      tc->up->on_read(s, UV_EPIPE, NULL);
+    int w = settle(tc, s);
+    if (w != 0) {
+      /* The socket refused our flight: the peer went away (a reset right
+       * after its Finished), counted as eof, not as a stall. */
+      tc->eof = w != UV_ENOMEM && w != UV_ENOBUFS;
+      tc->up->on_read(s, w, NULL);
       return;
     }
     if (r != 1)

@@ -41,6 +41,7 @@ def tls_server(start_server, certs):
         s = start("--tls-cert", cert or certs.cert, "--tls-key", key or certs.key, *args)
         assert s.url.startswith("wss://"), s.url
         s.ssl = tlscerts.client_context(certs, certs.client if client else None)
+        s.certs = certs
         return s
     return _start
 
@@ -334,6 +335,38 @@ def test_tls13_key_update_is_not_renegotiation(tls_server, certs):
     out = b"".join(lines).decode(errors="replace")
     assert "KEYUPDATE" in out and "HTTP/1.1 200 OK" in out, out[-1500:]
     assert metrics(s)["wschat_tls_renegotiations_refused_total"] == 0
+    assert_clean_exit(s)
+
+
+def test_peer_reset_right_after_its_finished_is_eof_not_timeout(tls_server):
+    """A client that sends its last handshake flight and resets at once: the
+    server's answer to it (TLS 1.3 tickets, TLS 1.2 Finished) meets the
+    reset. The peer went away: counted as eof (or as a handshake if the
+    answer got out first), never as a timeout, which means a stall."""
+    import struct
+    s = tls_server()
+    n = 0
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3) * 3:
+        ctx = tlscerts.client_context(s.certs, minimum_version=version, maximum_version=version)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5 * SCALE) as raw:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    raw.sendall(outgoing.read())
+                    incoming.write(raw.recv(65536))
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.sendall(outgoing.read())  # the client's Finished, then the reset
+        n += 1
+    # Every attempt closed (the one open connection is this request's).
+    wait_until(lambda: metrics(s)['wschat_connections{state="http"}'] == 1, "every attempt closed")
+    m = metrics(s)
+    assert m['wschat_tls_handshake_failures_total{reason="timeout"}'] == 0, m
+    assert m['wschat_tls_handshake_failures_total{reason="eof"}'] <= n, m
+    assert "reason=timeout" not in s.stderr_text()
     assert_clean_exit(s)
 
 
