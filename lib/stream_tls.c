@@ -85,7 +85,7 @@ struct tconn {
   uint8_t shut;      /* 1 wanted, 2 close_notify queued, 3 TCP shut */
   uint8_t counted;   /* the handshake's end was counted */
   uint8_t reneg;     /* the peer tried to renegotiate */
-  uint8_t eof;       /* the peer ended the TCP stream */
+  uint8_t eof;       /* the peer went away (EOF, or a write met a reset) */
 };
 
 static struct wschat__stream_tcp *T(struct wschat__stream *s) {
@@ -212,6 +212,13 @@ static int classify(struct tconn *tc, const char **detail) {
 
 static void pump(struct tconn *tc, struct wschat__stream *s);
 
+/* A write error that means the peer is gone (it reset or closed): a
+ * handshake it cut short is then counted as eof, not as a stall. */
+static void note_gone(struct tconn *tc, int err) {
+  if (err == UV_EPIPE || err == UV_ECONNRESET)
+    tc->eof = 1;
+}
+
 static void fly_cb(uv_write_t *req, int status) {
   struct wschat__stream *s = req->data;
   free(req);
@@ -221,6 +228,7 @@ static void fly_cb(uv_write_t *req, int status) {
     return;
   if (status < 0) {
     tc->failed = 1;
+    note_gone(tc, status);
     if (tc->pw_active) {
       tc->pw_active = 0;
       tc->up->on_written(s, status);
@@ -267,8 +275,10 @@ static int settle(struct tconn *tc, struct wschat__stream *s) {
     int w = uv_try_write(TCP(s), &b, 1);
     if (w == UV_EAGAIN || w == UV_ENOSYS)
       w = 0;
-    if (w < 0)
+    if (w < 0) {
       r = w;
+      note_gone(tc, w);
+    }
     else if ((size_t)w < sc->len &&
              wbuf_add(&tc->out, sc->p + w, sc->len - (size_t)w) != 0)
       r = UV_ENOMEM;
@@ -541,11 +551,8 @@ static void process(struct tconn *tc, struct wschat__stream *s) {
       handshake_failed(tc, s);
       return;
     }
-    int w = settle(tc, s);
+    int w = settle(tc, s); /* a reset right after its Finished: eof */
     if (w != 0) {
-      /* The socket refused our flight: the peer went away (a reset right
-       * after its Finished), counted as eof, not as a stall. */
-      tc->eof = w != UV_ENOMEM && w != UV_ENOBUFS;
       tc->up->on_read(s, w, NULL);
       return;
     }
