@@ -370,6 +370,36 @@ def test_peer_reset_right_after_its_finished_is_eof_not_timeout(tls_server):
     assert_clean_exit(s)
 
 
+def test_resumption_without_early_data(tls_server, certs, tmp_path):
+    """A TLS 1.3 session resumes from its ticket, and the ticket allows no
+    0-RTT data (replayable: the server must never act on it)."""
+    s = tls_server()
+    sess, early = str(tmp_path / "sess.pem"), str(tmp_path / "early.txt")
+    with open(early, "wb") as f:
+        f.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    base = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-tls1_3", "-CAfile", certs.ca,
+            "-servername", "localhost"]
+    # The first connection stays open a moment: the tickets come after the handshake.
+    first = subprocess.Popen(base + ["-sess_out", sess], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: os.path.exists(sess) and os.path.getsize(sess) > 0, "a session ticket")
+        time.sleep(0.2)
+    finally:
+        first.stdin.close()
+        first.wait(timeout=5 * SCALE)
+        first.stdout.close()
+    ticket = subprocess.run(["openssl", "sess_id", "-in", sess, "-text", "-noout"], capture_output=True,
+                            text=True, timeout=10).stdout
+    assert re.search(r"Max Early Data: 0\b", ticket), ticket
+    second = subprocess.run(base + ["-sess_in", sess, "-early_data", early], input=b"", capture_output=True,
+                            timeout=10 * SCALE)
+    out = second.stdout.decode(errors="replace")
+    assert "Reused, TLSv1.3" in out, out[-1500:]
+    assert "Early data was accepted" not in out and "HTTP/1.1 200" not in out, out[-1500:]
+    assert_clean_exit(s)
+
+
 # ---- client certificates ----
 
 def tls_request(port, ctx):
