@@ -66,7 +66,7 @@ static void wbuf_free(struct wschat__tls_buf *b) {
 /* One connection's TLS state (owned by the stream: freed at close). */
 struct tconn {
   const struct wschat__stream_cbs *up; /* the conn's upcalls */
-  struct wschat__tls *t;
+  struct wschat__tls *t; /* the server's (not owned; outlives us) */
   SSL *ssl;          /* owned; holds a reference to its SSL_CTX */
   const char *in;    /* ciphertext lent to OpenSSL during a read */
   size_t in_len;
@@ -520,11 +520,14 @@ static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf) {
 #define HTTP_400_BODY "This port speaks TLS: use https:// or wss://.\n"
 #define STR2(x) #x
 #define STR(x) STR2(x)
+#define HTTP_400_LEN 46 /* strlen(HTTP_400_BODY), checked below */
 static const char http_400[] =
     "HTTP/1.1 400 Bad Request\r\n"
     "Content-Type: text/plain; charset=utf-8\r\n"
-    "Content-Length: " STR(46) "\r\n"
+    "Content-Length: " STR(HTTP_400_LEN) "\r\n"
     "Connection: close\r\n\r\n" HTTP_400_BODY;
+_Static_assert(sizeof(HTTP_400_BODY) - 1 == HTTP_400_LEN,
+               "Content-Length of the plain 400");
 
 static void handshake_failed(struct tconn *tc, struct wschat__stream *s) {
   const char *detail;
