@@ -182,6 +182,26 @@ def test_https_page_alpn_and_versions(tls_server, certs):
     wait_until(lambda: failures(s, "protocol") == before + 1, "the TLS 1.1 attempt counted")
 
 
+def test_tls12_only_aead_ciphers_with_forward_secrecy(tls_server, certs):
+    """TLS 1.2 offers ECDHE with AES-GCM or ChaCha20-Poly1305 only: a client
+    that offers nothing but CBC suites (SHA-1 or SHA-384 MACs: OpenSSL's
+    defaults allow them) gets no handshake (reason="protocol")."""
+    s = tls_server()
+    tls12 = dict(minimum_version=ssl.TLSVersion.TLSv1_2, maximum_version=ssl.TLSVersion.TLSv1_2)
+    for ok in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
+        ctx = tlscerts.client_context(certs, **tls12)
+        ctx.set_ciphers(ok)
+        assert fetch(s, "/healthz", ctx)[0] == 200, ok
+    before = failures(s, "protocol")
+    for weak in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"):
+        ctx = tlscerts.client_context(certs, **tls12)
+        ctx.set_ciphers(weak)
+        with pytest.raises(ssl.SSLError):
+            fetch(s, "/healthz", ctx)
+    wait_until(lambda: failures(s, "protocol") == before + 2, "the two refusals counted")
+    assert_clean_exit(s)
+
+
 # ---- bad input ----
 
 def test_plain_http_and_garbage_are_closed_and_others_unaffected(tls_server):
