@@ -308,8 +308,8 @@ wschat_server_loop(const struct wschat_server *srv);
 
 /*
  * Serves TLS on the listener: every connection speaks TLS 1.2 or 1.3
- * (OpenSSL's default ciphers; no renegotiation, no compression; ALPN
- * "http/1.1"), so clients use wss:// and https:// (the routes, e.g. a web
+ * (TLS 1.2: ECDHE with AES-GCM or ChaCha20-Poly1305 only; no
+ * renegotiation, no compression; ALPN "http/1.1"), so clients use wss:// and https:// (the routes, e.g. a web
  * page, are served over it too). cert_path: a PEM file, the server's
  * certificate first, then any intermediates; key_path: its PEM private key
  * (not encrypted); ca_path: NULL, or a PEM file of CA certificates: every

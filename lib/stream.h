@@ -58,7 +58,8 @@ struct wschat__stream {
 /* A TCP stream, embedded in whatever owns it. */
 struct wschat__stream_tcp {
   struct wschat__stream base;
-  uv_tcp_t tcp; /* tcp.data: the upcalls (struct wschat__stream_cbs) */
+  uv_tcp_t tcp; /* tcp.data: the upcalls (struct wschat__stream_cbs); under
+                 * TLS, stream_tls's state for the connection instead */
 };
 
 /* The TCP stream's operations (stream_tls reuses peer()). */

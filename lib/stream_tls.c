@@ -66,7 +66,7 @@ static void wbuf_free(struct wschat__tls_buf *b) {
 /* One connection's TLS state (owned by the stream: freed at close). */
 struct tconn {
   const struct wschat__stream_cbs *up; /* the conn's upcalls */
-  struct wschat__tls *t;
+  struct wschat__tls *t; /* the server's (not owned; outlives us) */
   SSL *ssl;          /* owned; holds a reference to its SSL_CTX */
   const char *in;    /* ciphertext lent to OpenSSL during a read */
   size_t in_len;
@@ -85,7 +85,7 @@ struct tconn {
   uint8_t shut;      /* 1 wanted, 2 close_notify queued, 3 TCP shut */
   uint8_t counted;   /* the handshake's end was counted */
   uint8_t reneg;     /* the peer tried to renegotiate */
-  uint8_t eof;       /* the peer ended the TCP stream */
+  uint8_t eof;       /* the peer went away (EOF, or a write met a reset) */
 };
 
 static struct wschat__stream_tcp *T(struct wschat__stream *s) {
@@ -212,6 +212,13 @@ static int classify(struct tconn *tc, const char **detail) {
 
 static void pump(struct tconn *tc, struct wschat__stream *s);
 
+/* A write error that means the peer is gone (it reset or closed): a
+ * handshake it cut short is then counted as eof, not as a stall. */
+static void note_gone(struct tconn *tc, int err) {
+  if (err == UV_EPIPE || err == UV_ECONNRESET)
+    tc->eof = 1;
+}
+
 static void fly_cb(uv_write_t *req, int status) {
   struct wschat__stream *s = req->data;
   free(req);
@@ -221,6 +228,7 @@ static void fly_cb(uv_write_t *req, int status) {
     return;
   if (status < 0) {
     tc->failed = 1;
+    note_gone(tc, status);
     if (tc->pw_active) {
       tc->pw_active = 0;
       tc->up->on_written(s, status);
@@ -267,8 +275,10 @@ static int settle(struct tconn *tc, struct wschat__stream *s) {
     int w = uv_try_write(TCP(s), &b, 1);
     if (w == UV_EAGAIN || w == UV_ENOSYS)
       w = 0;
-    if (w < 0)
+    if (w < 0) {
       r = w;
+      note_gone(tc, w);
+    }
     else if ((size_t)w < sc->len &&
              wbuf_add(&tc->out, sc->p + w, sc->len - (size_t)w) != 0)
       r = UV_ENOMEM;
@@ -510,11 +520,14 @@ static void alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf) {
 #define HTTP_400_BODY "This port speaks TLS: use https:// or wss://.\n"
 #define STR2(x) #x
 #define STR(x) STR2(x)
+#define HTTP_400_LEN 46 /* strlen(HTTP_400_BODY), checked below */
 static const char http_400[] =
     "HTTP/1.1 400 Bad Request\r\n"
     "Content-Type: text/plain; charset=utf-8\r\n"
-    "Content-Length: " STR(46) "\r\n"
+    "Content-Length: " STR(HTTP_400_LEN) "\r\n"
     "Connection: close\r\n\r\n" HTTP_400_BODY;
+_Static_assert(sizeof(HTTP_400_BODY) - 1 == HTTP_400_LEN,
+               "Content-Length of the plain 400");
 
 static void handshake_failed(struct tconn *tc, struct wschat__stream *s) {
   const char *detail;
@@ -541,8 +554,9 @@ static void process(struct tconn *tc, struct wschat__stream *s) {
       handshake_failed(tc, s);
       return;
     }
-    if (settle(tc, s) != 0) {
-      tc->up->on_read(s, UV_EPIPE, NULL);
+    int w = settle(tc, s); /* a reset right after its Finished: eof */
+    if (w != 0) {
+      tc->up->on_read(s, w, NULL);
       return;
     }
     if (r != 1)

@@ -45,6 +45,12 @@ static SSL_CTX *make_ctx(const struct wschat__tls *t, char *err,
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  /* TLS 1.2: forward secrecy and AEAD only (OpenSSL's defaults also allow
+   * CBC with SHA-1 and SHA-384 MACs). TLS 1.3's suites are all AEAD. */
+  if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+    err_text(err, cap, "cipher list", "for TLS 1.2");
+    goto fail;
+  }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
   /* An idle connection gives its record buffers back. */

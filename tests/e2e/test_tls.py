@@ -41,6 +41,7 @@ def tls_server(start_server, certs):
         s = start("--tls-cert", cert or certs.cert, "--tls-key", key or certs.key, *args)
         assert s.url.startswith("wss://"), s.url
         s.ssl = tlscerts.client_context(certs, certs.client if client else None)
+        s.certs = certs
         return s
     return _start
 
@@ -179,6 +180,26 @@ def test_https_page_alpn_and_versions(tls_server, certs):
                           capture_output=True, timeout=10)
     assert proc.returncode != 0 and b"CONNECTED" in proc.stdout, proc.stdout[-500:]
     wait_until(lambda: failures(s, "protocol") == before + 1, "the TLS 1.1 attempt counted")
+
+
+def test_tls12_only_aead_ciphers_with_forward_secrecy(tls_server, certs):
+    """TLS 1.2 offers ECDHE with AES-GCM or ChaCha20-Poly1305 only: a client
+    that offers nothing but CBC suites (SHA-1 or SHA-384 MACs: OpenSSL's
+    defaults allow them) gets no handshake (reason="protocol")."""
+    s = tls_server()
+    tls12 = dict(minimum_version=ssl.TLSVersion.TLSv1_2, maximum_version=ssl.TLSVersion.TLSv1_2)
+    for ok in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
+        ctx = tlscerts.client_context(certs, **tls12)
+        ctx.set_ciphers(ok)
+        assert fetch(s, "/healthz", ctx)[0] == 200, ok
+    before = failures(s, "protocol")
+    for weak in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"):
+        ctx = tlscerts.client_context(certs, **tls12)
+        ctx.set_ciphers(weak)
+        with pytest.raises(ssl.SSLError):
+            fetch(s, "/healthz", ctx)
+    wait_until(lambda: failures(s, "protocol") == before + 2, "the two refusals counted")
+    assert_clean_exit(s)
 
 
 # ---- bad input ----
@@ -334,6 +355,68 @@ def test_tls13_key_update_is_not_renegotiation(tls_server, certs):
     out = b"".join(lines).decode(errors="replace")
     assert "KEYUPDATE" in out and "HTTP/1.1 200 OK" in out, out[-1500:]
     assert metrics(s)["wschat_tls_renegotiations_refused_total"] == 0
+    assert_clean_exit(s)
+
+
+def test_peer_reset_right_after_its_finished_is_eof_not_timeout(tls_server):
+    """A client that sends its last handshake flight and resets at once: the
+    server's answer to it (TLS 1.3 tickets, TLS 1.2 Finished) meets the
+    reset. The peer went away: counted as eof (or as a handshake if the
+    answer got out first), never as a timeout, which means a stall."""
+    import struct
+    s = tls_server()
+    n = 0
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3) * 3:
+        ctx = tlscerts.client_context(s.certs, minimum_version=version, maximum_version=version)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with socket.create_connection(("127.0.0.1", s.port), timeout=5 * SCALE) as raw:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    raw.sendall(outgoing.read())
+                    incoming.write(raw.recv(65536))
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            raw.sendall(outgoing.read())  # the client's Finished, then the reset
+        n += 1
+    # Every attempt closed (the one open connection is this request's).
+    wait_until(lambda: metrics(s)['wschat_connections{state="http"}'] == 1, "every attempt closed")
+    m = metrics(s)
+    assert m['wschat_tls_handshake_failures_total{reason="timeout"}'] == 0, m
+    assert m['wschat_tls_handshake_failures_total{reason="eof"}'] <= n, m
+    assert "reason=timeout" not in s.stderr_text()
+    assert_clean_exit(s)
+
+
+def test_resumption_without_early_data(tls_server, certs, tmp_path):
+    """A TLS 1.3 session resumes from its ticket, and the ticket allows no
+    0-RTT data (replayable: the server must never act on it)."""
+    s = tls_server()
+    sess, early = str(tmp_path / "sess.pem"), str(tmp_path / "early.txt")
+    with open(early, "wb") as f:
+        f.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    base = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-tls1_3", "-CAfile", certs.ca,
+            "-servername", "localhost"]
+    # The first connection stays open a moment: the tickets come after the handshake.
+    first = subprocess.Popen(base + ["-sess_out", sess], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: os.path.exists(sess) and os.path.getsize(sess) > 0, "a session ticket")
+        time.sleep(0.2)
+    finally:
+        first.stdin.close()
+        first.wait(timeout=5 * SCALE)
+        first.stdout.close()
+    ticket = subprocess.run(["openssl", "sess_id", "-in", sess, "-text", "-noout"], capture_output=True,
+                            text=True, timeout=10).stdout
+    assert re.search(r"Max Early Data: 0\b", ticket), ticket
+    second = subprocess.run(base + ["-sess_in", sess, "-early_data", early], input=b"", capture_output=True,
+                            timeout=10 * SCALE)
+    out = second.stdout.decode(errors="replace")
+    assert "Reused, TLSv1.3" in out, out[-1500:]
+    assert "Early data was accepted" not in out and "HTTP/1.1 200" not in out, out[-1500:]
     assert_clean_exit(s)
 
 
