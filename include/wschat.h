@@ -345,8 +345,9 @@ WSCHAT_EXTERN int wschat_server_set_tls(struct wschat_server *srv,
  * reason is logged at error level ("tls_reload").
  *
  * Loop thread only (from another thread: through wschat_server_post()).
- * Returns 0, WSCHAT_EINVAL (srv NULL), WSCHAT_ESTATE (no TLS set),
- * WSCHAT_ETLS or WSCHAT_ENOMEM.
+ * Returns 0, WSCHAT_EINVAL (srv NULL), WSCHAT_ESTATE (no TLS set) or
+ * WSCHAT_ETLS (a file is unusable, or no memory for the new context: the
+ * log line says which).
  */
 WSCHAT_EXTERN int wschat_server_reload_tls(struct wschat_server *srv);
 

@@ -576,7 +576,7 @@ static void process(struct tconn *tc, struct wschat__stream *s) {
     int w = settle(tc, s);
     if (tc->reneg) {
       tc->t->metrics->tls_renegotiations++;
-      log_tls(tc, s, WSCHAT_LOG_WARN, "tls_refused", "renegotiation", NULL);
+      log_tls(tc, s, WSCHAT_LOG_INFO, "tls_refused", "renegotiation", NULL);
       tc->failed = 1;
       tc->up->on_read(s, UV_EPROTO, NULL);
       return;
