@@ -6,6 +6,11 @@
  * then handed to wslay through recv_cb. wslay's output (pongs, close frames) comes back
  * through send_cb and is queued like any other frame, so the order on the
  * wire is the order of the calls.
+ * wslay never gets a frame header the scanner has not judged whole, nor a
+ * close frame in pieces (w->held keeps those bytes meanwhile): it would
+ * fail a bad header from its first bytes without a reason, and it checks a
+ * close reason's UTF-8 right only in one read. So a stream gets the same
+ * verdict whether it comes whole or a byte at a time.
  */
 #include "ws.h"
 
@@ -22,6 +27,8 @@ struct wschat__ws_call {
   void *user;
   const uint8_t *in; /* bytes being fed (not owned) */
   size_t in_len;
+  const uint8_t *in2; /* and after them (not owned) */
+  size_t in2_len;
   size_t max_message; /* the feed's limit (inflation's bound too) */
 };
 
@@ -36,6 +43,8 @@ static struct wschat__ws_call *enter(struct wschat__ws *w,
   call->user = user;
   call->in = NULL;
   call->in_len = 0;
+  call->in2 = NULL;
+  call->in2_len = 0;
   call->max_message = 0;
   w->call = call;
   return outer;
@@ -46,15 +55,22 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
   (void)flags;
   struct wschat__ws *w = user;
   struct wschat__ws_call *k = w->call;
-  if (k->in_len == 0) {
+  if (k->in_len == 0 && k->in2_len == 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     return -1;
   }
+  /* both segments in one read: a close frame held back, then the rest of
+   * it, reach wslay as one chunk */
   size_t n = len < k->in_len ? len : k->in_len;
   memcpy(buf, k->in, n);
   k->in += n;
   k->in_len -= n;
-  return (ssize_t)n;
+  size_t m = len - n < k->in2_len ? len - n : k->in2_len;
+  if (m)
+    memcpy(buf + n, k->in2, m);
+  k->in2 += m;
+  k->in2_len -= m;
+  return (ssize_t)(n + m);
 }
 
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
@@ -269,6 +285,23 @@ static size_t fast_path(struct wschat__ws *w, uint8_t *p, size_t len,
   return pos;
 }
 
+/* Hands wslay the bytes [from, from + n) of w->held[0..pre) ++ data. */
+static int recv_part(struct wschat__ws *w, size_t pre, const uint8_t *data,
+                     size_t from, size_t n) {
+  struct wschat__ws_call *k = w->call;
+  size_t a = from < pre ? pre - from : 0;
+  if (a > n)
+    a = n;
+  k->in = a ? w->held + from : NULL;
+  k->in_len = a;
+  k->in2 = data + (from + a > pre ? from + a - pre : 0);
+  k->in2_len = n - a;
+  int r = wslay_event_recv(w->ctx);
+  k->in = k->in2 = NULL;
+  k->in_len = k->in2_len = 0;
+  return r;
+}
+
 static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
                 size_t max_message) {
   if (w->failed)
@@ -290,12 +323,36 @@ static int feed(struct wschat__ws *w, uint8_t *data, size_t len,
   w->call->max_message = max_message;
   int code = 0;
   const char *why = NULL;
+  size_t pre = w->held_len;
+  w->scan.stop_at_close = 1;
   size_t ok = wschat__ws_scan(&w->scan, data, len, max_message, &code, &why);
-  w->call->in = data;
-  w->call->in_len = ok;
-  int r = wslay_event_recv(w->ctx);
-  w->call->in = NULL;
-  w->call->in_len = 0;
+  /* wslay gets held ++ data[0..ok) but the last `keep` bytes: a header
+   * not judged yet, or a close frame not yet whole; a whole close frame
+   * goes on its own, in one piece */
+  size_t keep = 0;
+  int close_whole = 0;
+  if (code != 0 && ok == 0)
+    pre = 0; /* the bad frame began in what was held: wslay never sees it */
+  else if (code == 0 && w->scan.close_len > 0) {
+    keep = w->scan.close_len;
+    close_whole = w->scan.close_done;
+  } else if (code == 0)
+    keep = w->scan.hlen;
+  size_t give = pre + ok - keep;
+  int r = recv_part(w, pre, data, 0, give);
+  if (r == 0 && close_whole && wslay_event_get_read_enabled(w->ctx))
+    r = recv_part(w, pre, data, give, keep);
+  if (keep > 0 && !close_whole) {
+    uint8_t tmp[WSCHAT__WS_HELD_MAX];
+    for (size_t i = 0; i < keep; i++) {
+      size_t at = give + i;
+      tmp[i] = at < pre ? w->held[at] : data[at - pre];
+    }
+    if (w->held == NULL && (w->held = malloc(WSCHAT__WS_HELD_MAX)) == NULL)
+      return -1;
+    memcpy(w->held, tmp, keep);
+  }
+  w->held_len = close_whole ? 0 : keep;
   if (r == WSLAY_ERR_NOMEM || w->oom)
     return -1;
   if (code != 0 && wslay_event_get_read_enabled(w->ctx)) {
@@ -375,6 +432,9 @@ void wschat__ws_trim(struct wschat__ws *w) {
   free(w->buf);
   w->buf = NULL;
   w->buf_len = w->buf_cap = 0;
+  free(w->held);
+  w->held = NULL;
+  w->held_len = 0;
 }
 
 void wschat__ws_free(struct wschat__ws *w) {
@@ -382,4 +442,7 @@ void wschat__ws_free(struct wschat__ws *w) {
   w->ctx = NULL;
   free(w->buf);
   w->buf = NULL;
+  free(w->held);
+  w->held = NULL;
+  w->held_len = 0;
 }

@@ -59,6 +59,9 @@ struct wschat__ws_cbs {
 
 struct wschat__ws_call; /* ws.c: the upcalls and input of one call */
 
+/* The most bytes held back from wslay: a close frame (2 + 4 + 125). */
+#define WSCHAT__WS_HELD_MAX 131
+
 struct wschat__ws {
   wslay_event_context_ptr ctx; /* owned; NULL while idle */
   /* While wschat__ws_feed() or _close() runs (wslay calls back only then):
@@ -75,6 +78,14 @@ struct wschat__ws {
   uint64_t frame_len, frame_off;
   const uint8_t *direct; /* whole one-frame message inside wslay's buffer */
   size_t direct_len;
+  /* owned (malloc'd when first needed, freed with the wslay context): the
+   * bytes wslay has not been given yet, the last held_len of the stream: a
+   * frame header the scanner has not judged whole, or a close frame not
+   * yet whole (wslay checks a close reason's UTF-8 right only when it gets
+   * the frame in one piece). So the verdict on any frame is the same
+   * whether its bytes come at once or one at a time. */
+  uint8_t *held;
+  size_t held_len;
   uint8_t *buf; /* owned: a fragmented or chunked message, reused */
   size_t buf_len, buf_cap;
   /* not owned: the server's shared zlib streams, set (with scan.deflate)

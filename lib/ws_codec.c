@@ -9,14 +9,29 @@
 size_t wschat__ws_scan(struct wschat__ws_scan *s, const uint8_t *p, size_t len,
                        uint64_t max_message, int *code, const char **why) {
   size_t i = 0;
+  if (s->close_done) {
+    *code = 0;
+    return 0;
+  }
   while (i < len) {
     if (s->remaining > 0) {
       uint64_t take = len - i < s->remaining ? len - i : s->remaining;
       i += (size_t)take;
       s->remaining -= take;
+      if (s->close_len > 0) {
+        s->close_len = (uint8_t)(s->close_len + take); /* <= 125 */
+        if (s->remaining == 0 && s->stop_at_close) {
+          s->close_done = 1;
+          break;
+        }
+      }
       continue;
     }
+    if (s->hlen == 0)
+      s->close_len = 0;
     s->hdr[s->hlen++] = p[i++];
+    if ((s->hdr[0] & 0x0F) == 8)
+      s->close_len = s->hlen;
     if (s->hlen < 2)
       continue;
     uint8_t l7 = s->hdr[1] & 0x7F;
@@ -70,8 +85,9 @@ size_t wschat__ws_scan(struct wschat__ws_scan *s, const uint8_t *p, size_t len,
       *why = "invalid frame length";
       return start;
     } else if (op <= 2) {
-      if (op != 0 && !s->in_frag)
-        s->msg_len = 0;
+      if (!s->in_frag)
+        s->msg_len = 0; /* a new message (or a stray continuation, which
+                           wslay fails: not counted on the last one's) */
       s->msg_len += plen;
       if (s->msg_len > max_message) {
         *code = 1009;
@@ -84,9 +100,13 @@ size_t wschat__ws_scan(struct wschat__ws_scan *s, const uint8_t *p, size_t len,
         s->in_frag = 0;
     }
     s->remaining = plen;
+    if (op == 8 && plen == 0 && s->stop_at_close) {
+      s->close_done = 1;
+      break;
+    }
   }
   *code = 0;
-  return len;
+  return i;
 }
 
 int wschat__ws_scan_between_messages(const struct wschat__ws_scan *s) {

@@ -26,6 +26,12 @@ struct wschat__ws_scan {
   uint8_t in_frag; /* a fragmented data message is in progress */
   uint8_t deflate; /* permessage-deflate negotiated: RSV1 allowed on the
                       first frame of a data message (set by the caller) */
+  uint8_t stop_at_close; /* set by the caller: the scan ends just past a
+                            whole close frame and reads nothing more */
+  uint8_t close_len; /* bytes (header and payload) of the close frame in
+                        progress or, with stop_at_close, just ended (at
+                        most 131: it is a control frame); 0 in any other */
+  uint8_t close_done; /* with stop_at_close: a whole close frame was read */
 };
 
 /*
@@ -40,7 +46,9 @@ struct wschat__ws_scan {
  * fragments, decided as each header completes, before its payload).
  * *why is a static string.
  *
- * Returns how many bytes are fine to hand on, with *code 0: len. Or, on a
+ * Returns how many bytes are fine to hand on, with *code 0: len (with
+ * s->stop_at_close, the offset just past a whole close frame if one ends
+ * in p, and 0 once one has: nothing after a close frame is read). Or, on a
  * violation, the offset in p of the bad frame's first byte (0 if its header
  * began in an earlier call) with *code and *why set; the state is then
  * meaningless and the stream must end. Does not take ownership of p.

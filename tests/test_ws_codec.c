@@ -582,6 +582,49 @@ START_TEST(fast_agrees_with_scan) {
 }
 END_TEST
 
+/* With stop_at_close, the scan ends just past a whole close frame and
+ * counts its bytes, cut anywhere; nothing after it is read. */
+START_TEST(stop_at_close) {
+  uint8_t b[64];
+  size_t n = frame(b, 0x81, "hi", 2);
+  size_t c = frame(b + n, 0x88, "\x03\xe8ok", 4);
+  size_t t = frame(b + n + c, 0x81, "after", 5);
+  for (size_t cut = 0; cut <= n + c + t; cut++) {
+    struct wschat__ws_scan s;
+    memset(&s, 0, sizeof(s));
+    s.stop_at_close = 1;
+    int code = -1;
+    const char *why = NULL;
+    size_t ok = wschat__ws_scan(&s, b, cut, 10, &code, &why);
+    ck_assert_int_eq(code, 0);
+    if (cut < n + c) {
+      ck_assert_uint_eq(ok, cut);
+      ck_assert_uint_eq(s.close_len, cut > n ? cut - n : 0);
+      ck_assert(!s.close_done);
+      ok += wschat__ws_scan(&s, b + cut, n + c + t - cut, 10, &code, &why);
+    }
+    ck_assert_int_eq(code, 0);
+    ck_assert_uint_eq(ok, n + c);
+    ck_assert_uint_eq(s.close_len, c);
+    ck_assert(s.close_done);
+    ck_assert_uint_eq(wschat__ws_scan(&s, b + n + c, t, 10, &code, &why), 0);
+  }
+}
+END_TEST
+
+/* A continuation frame with no message to continue is not counted on top
+ * of the last message's size (wslay fails it with 1002 either way). */
+START_TEST(stray_continuation_size) {
+  uint8_t b[64];
+  size_t n = frame(b, 0x81, "12345678", 8);
+  n += frame(b + n, 0x80, "12345678", 8);
+  struct wschat__ws_scan s;
+  struct verdict v = scan_whole(b, n, 10, &s);
+  ck_assert_int_eq(v.code, 0);
+  ck_assert_uint_eq(v.ok, n);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ws_codec");
   TCase *tc = tcase_create("ws_codec");
@@ -598,6 +641,8 @@ int main(void) {
   tcase_add_test(tc, fast_takes);
   tcase_add_test(tc, fast_refuses);
   tcase_add_test(tc, fast_agrees_with_scan);
+  tcase_add_test(tc, stop_at_close);
+  tcase_add_test(tc, stray_continuation_size);
   suite_add_tcase(s, tc);
   return wschat_test_run(s);
 }

@@ -528,3 +528,36 @@ def test_close_frame_rsv_and_code_of_server_close_are_clean(ws):
     assert f.close_code == 1002, f
     assert len(f.payload) <= 125
     f.close_reason.decode("utf-8")
+
+
+# --- the verdict does not depend on how the bytes are cut (fuzz_ws_feed's
+# regress_close_bad_reason_echoed and regress_ping_no_fin_bytewise) --------------
+
+BAD_REASON = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64"
+
+
+def test_ab_7_5_1_close_reason_invalid_utf8_byte_by_byte_1007(ws):
+    # wslay checks a close reason a chunk at a time, skipping two bytes of
+    # each chunk: in pieces it echoed the reason, not UTF-8, back unchanged
+    ws.send(encode_frame(OP_CLOSE, close_payload(1000, BAD_REASON)), chunk=1, delay=0.0005)
+    f = ws.expect_close(1007)
+    assert f.close_reason != BAD_REASON, f  # not the echo
+
+
+def test_close_reason_valid_utf8_cut_after_the_code_echoed(ws):
+    # the other way round: cut so that the reason's first bytes were
+    # skipped, "é" (c3 a9) was read from its second byte and refused
+    frame = encode_frame(OP_CLOSE, close_payload(1000, "é é".encode()))
+    ws.send(frame[:7])
+    time.sleep(0.05)
+    ws.send(frame[7:])
+    f = ws.expect_close(1000, reply=False)
+    assert f.close_reason == "é é".encode(), f
+
+
+def test_ping_without_fin_byte_by_byte_1002_with_reason(ws):
+    # cut after its second byte, wslay failed it before the scanner had the
+    # whole header: an empty close instead of 1002 with a reason
+    ws.send(encode_frame(OP_PING, b"x", fin=False), chunk=1, delay=0.0005)
+    f = ws.expect_close(1002)
+    assert f.close_reason == b"fragmented control frame", f

@@ -564,3 +564,54 @@ def test_config_file_and_sighup(start_server, tmp_path):
         assert ext == BASE
         ws.send_text(b"abcabcabcabcabc")  # 15 bytes: over the new threshold
         assert recv_msg(ws) == (OP_TEXT, b"abcabcabcabcabc", True)
+
+
+# --- edge cases of the compressed payload (Autobahn 12/13 and browsers) ----------
+
+def _finish(data):
+    """Compressed with Z_FINISH: the last block has BFINAL=1 (RFC 7692 7.2.3.4)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH)
+
+
+@pytest.mark.parametrize("payload,expect", [
+    (b"", b""), (b"\x00", b""), (b"\x00" + TAIL, b""),
+    (compress(PROSE.encode()) + TAIL, PROSE.encode()),
+    (_finish(PROSE.encode()), PROSE.encode()), (_finish(b""), b""),
+], ids=["empty", "browser-empty", "empty-tail-left-in", "tail-left-in", "bfinal", "bfinal-empty"])
+def test_compressed_payload_forms(echo, payload, expect):
+    # whole (the fast path), then in fragments byte by byte with a ping (wslay)
+    ws, _ = open_raw(echo, ["permessage-deflate"])
+    with ws:
+        ws.send_frame(OP_TEXT, payload, rsv=4)
+        assert recv_msg(ws)[:2] == (OP_TEXT, expect)
+        ws.send_frame(OP_TEXT, payload[:1], fin=False, rsv=4, chunk=1)
+        ws.send_frame(OP_PING, b"x", chunk=1)
+        ws.send_frame(OP_CONT, payload[1:], chunk=1)
+        f = ws.recv_frame()
+        assert (f.opcode, f.payload) == (OP_PONG, b"x")
+        assert recv_msg(ws)[:2] == (OP_TEXT, expect)
+
+
+def test_corrupt_data_leaves_the_shared_inflater_fine_for_the_next(echo):
+    msg = (PROSE * 20).encode()
+    z = compress(msg)
+    for bad in (z[:len(z) // 2] + b"\xff\x00\x13" * 5, b"\x00" + z):
+        ws, _ = open_raw(echo, ["permessage-deflate"])
+        with ws:
+            ws.send_frame(OP_TEXT, bad, rsv=4)
+            assert ws.expect_close(1007).close_reason == b"invalid compressed data"
+        ws, _ = open_raw(echo, ["permessage-deflate"])
+        with ws:
+            ws.send_frame(OP_TEXT, z, rsv=4)
+            assert recv_msg(ws) == (OP_TEXT, msg, True)
+
+
+def test_compressed_frame_in_the_upgrade_write(echo):
+    ws = RawWS(echo.host, echo.port, 5)
+    key = new_key()
+    msg = (PROSE * 5).encode()
+    req = upgrade_request(ws.hostport(), key=key, extra=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    with ws:
+        ws.handshake(request=req + encode_frame(OP_TEXT, compress(msg), rsv=4), key=key)
+        assert recv_msg(ws) == (OP_TEXT, msg, True)
