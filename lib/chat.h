@@ -55,6 +55,15 @@ struct wschat__chat {
   struct wschat__history *history;
   wschat__enter_fn on_enter;
   void *on_enter_user;
+  /* 1 (a cluster bus): events are not stamped or stored here; the bus
+   * gives each its id (and the store has it) later, then calls
+   * wschat__chat_done(), which lets the watchers see it. */
+  int deferred;
+  /* Set with deferred: for a joiner's replay, the id of the last event of
+   * room delivered here (at_sync: when the room's order was first known);
+   * returns 1, or 0 if not known yet. */
+  int (*live_upto)(void *user, const char *room, int at_sync, uint64_t *upto);
+  void *live_user;
   uint64_t next_event;  /* the id of the last event stamped (0: none) */
   uint64_t first_event; /* the id of the first one stamped (0: none) */
   uint64_t next_guest, next_group, next_watch;
@@ -78,6 +87,9 @@ struct wschat__chat {
  * Returns 0 or WSCHAT_ENOMEM (nothing to free then). */
 int wschat__chat_init(struct wschat__chat *ch, struct wschat_server *srv,
                       wschat__deliver_fn deliver, void *user);
+/* A deferred event has its id (the bus calls it once per event, after
+ * its delivery here): the watchers see it. */
+void wschat__chat_done(struct wschat__chat *ch, struct wschat_event *ev);
 /* Frees what the chat owns; every member must have left. */
 void wschat__chat_free(struct wschat__chat *ch);
 

@@ -16,6 +16,7 @@
 #include "json_proto.h"
 #include "json_view.h"
 #include "presence.h"
+#include "roster.h"
 #include "replay.h"
 #include "session_env.h"
 #include "utf8.h"
@@ -203,54 +204,43 @@ int wschat__json_open(struct wschat_client *c, const char *query,
 
 /* ---- requests ---- */
 
-static int by_member_name(const void *a, const void *b) {
-  return strcasecmp((*(struct wschat__member *const *)a)->name,
-                    (*(struct wschat__member *const *)b)->name);
-}
-
 static void req_users(struct wschat_client *c,
                       const struct wschat__json_req *q) {
   struct wschat__chat *ch = chat_of(c);
-  struct wschat__member **src;
-  size_t cap;
+  struct wschat__room *r = NULL;
   if (q->room != NULL) {
-    struct wschat__room *r = wschat__room_find(&ch->rooms, q->room);
-    if (r == NULL) {
+    r = wschat__room_find(&ch->rooms, q->room);
+    if (r == NULL && !ch->deferred) {
       chat_error(c, WSCHAT_ENOTFOUND, 1, q->room, q->ref);
       return;
     }
-    src = r->members;
-    cap = r->n;
-  } else {
-    src = ch->rooms.all;
-    cap = ch->rooms.nall;
   }
-  struct wschat__member **v = malloc((cap ? cap : 1) * sizeof(*v));
-  const char **names = malloc((cap ? cap : 1) * sizeof(*names));
+  size_t n = 0;
+  struct wschat__roster_user *v = wschat__roster_users(ch, q->room, &n);
+  const char **names = malloc((n ? n : 1) * sizeof(*names));
   if (v == NULL || names == NULL) {
     free(v);
     free(names);
     send_error(c, WSCHAT__JERR_INTERNAL, "out of memory, try again", q->ref);
     return;
   }
-  size_t n = 0;
-  for (size_t i = 0; i < cap; i++)
-    if (src[i]->nrooms > 0)
-      v[n++] = src[i];
-  qsort(v, n, sizeof(*v), by_member_name);
+  if (q->room != NULL && r == NULL && n == 0) { /* no such room anywhere */
+    free(v);
+    free(names);
+    chat_error(c, WSCHAT_ENOTFOUND, 1, q->room, q->ref);
+    return;
+  }
   for (size_t i = 0; i < n; i++)
-    names[i] = v[i]->name;
-  struct wschat__room *r =
-      q->room ? wschat__room_find(&ch->rooms, q->room) : NULL;
-  send_new(c, wschat__json_users(r ? r->name : NULL, names, n, q->ref));
+    names[i] = v[i].name;
+  send_new(c, wschat__json_users(r ? r->name : q->room, names, n, q->ref));
   free(v);
   free(names);
 }
 
 static void req_rooms(struct wschat_client *c,
                       const struct wschat__json_req *q) {
-  size_t n;
-  struct wschat__room **v = wschat__rooms_sorted(&chat_of(c)->rooms, &n);
+  size_t n = 0;
+  struct wschat__roster_room *v = wschat__roster_rooms(chat_of(c), &n);
   struct wschat__json_room *out = malloc((n ? n : 1) * sizeof(*out));
   if (v == NULL || out == NULL) {
     free(v);
@@ -259,7 +249,7 @@ static void req_rooms(struct wschat_client *c,
     return;
   }
   for (size_t i = 0; i < n; i++)
-    out[i] = (struct wschat__json_room){v[i]->name, v[i]->n};
+    out[i] = (struct wschat__json_room){v[i].name, v[i].n};
   send_new(c, wschat__json_rooms(out, n, q->ref));
   free(v);
   free(out);

@@ -541,6 +541,7 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_timer_start(&srv->sweep, on_sweep, period, period);
   uv_timer_start(&srv->lag, on_lag, LAG_PERIOD_MS, LAG_PERIOD_MS);
   srv->listening = 1;
+  wschat__server_cluster_start(srv);
   struct wschat_log_field f[] = {{"host", host, 0}, {"port", NULL, srv->port}};
   wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "listen", f, 2);
   return 0;

@@ -1,0 +1,663 @@
+/*
+ * cluster_bus: the bus of a cluster node (see bus.h, cluster.h).
+ *
+ * Every event takes its id from Redis: a room event through the PUB script
+ * (INCR of the global id, HINCRBY of the room's seq, XADD to the room's
+ * stream, PUBLISH to the room's channel, all at once: Redis runs one
+ * script at a time, so the order of publication is the order of ids and
+ * of seqs); a direct event (a whisper, a joiner's own notice) through the
+ * ID script. Commands are pipelined; the operations wait in a ring, in
+ * the order sent, and are finished in that order as their replies come.
+ * The node that made an event delivers it to its members from the reply
+ * (no hop through the channel) and ignores it when it comes back on the
+ * channel (the payload names its node): never twice.
+ *
+ * The gate: each room with local members has the seq delivered last; an
+ * event with a later seq waits (the reply and the channel are two
+ * connections, so seq 6 may be read before seq 5) until the ones before
+ * it came, or were read from the room's stream, or WSCHAT__CLUSTER_GAP_MS
+ * passed (then they are a gap, counted). So every node delivers a room's
+ * events in one order.
+ *
+ * Without Redis (down, or the ring full) an event is delivered on this
+ * node only, with an id above every id this node has seen; the range is
+ * written to wschat:gaps when Redis is back, so that recovery over it
+ * says complete = false.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "chat.h"
+#include "cluster.h"
+#include "event.h"
+#include "server.h"
+
+static struct wschat__cluster *CL(struct wschat__bus *b) {
+  return (struct wschat__cluster *)b; /* the bus is its first member */
+}
+
+static void note_id(struct wschat__cluster *cl, uint64_t id) {
+  if (id > cl->max_id)
+    cl->max_id = id;
+}
+
+static uint64_t local_id(struct wschat__cluster *cl) {
+  uint64_t id = ++cl->max_id;
+  if (cl->local_from == 0)
+    cl->local_from = id;
+  cl->st.local_only++;
+  return id;
+}
+
+/* ---- local delivery ---- */
+
+static void deliver_room(struct wschat__cluster *cl, struct wschat_event *ev) {
+  struct wschat__rooms *rs = &cl->chat->rooms;
+  if (ev->room == NULL) {
+    cl->deliver(cl->deliver_user, rs->all, rs->nall, ev, WSCHAT__TO_RECIPIENT,
+                ev->skip);
+    return;
+  }
+  struct wschat__room *r = wschat__room_find(rs, ev->room);
+  if (r != NULL && r->n > 0)
+    cl->deliver(cl->deliver_user, r->members, r->n, ev, WSCHAT__TO_RECIPIENT,
+                ev->skip);
+}
+
+static void deliver_one(struct wschat__cluster *cl, struct wschat_event *ev,
+                        uint64_t member, int variant) {
+  struct wschat_client *c = wschat__server_client(cl->srv, member);
+  if (c == NULL || !c->member.attached)
+    return;
+  struct wschat__member *m = &c->member;
+  cl->deliver(cl->deliver_user, &m, 1, ev, variant, 0);
+}
+
+/* ---- gates ---- */
+
+struct wschat__gate *wschat__cluster_gate(struct wschat__cluster *cl,
+                                          const char *room) {
+  return wschat__map_get(&cl->gates, room);
+}
+
+static void gate_deliver(struct wschat__cluster *cl, struct wschat__gate *g,
+                         uint64_t seq, struct wschat_event *ev) {
+  g->last = seq;
+  g->lastid = ev->id;
+  deliver_room(cl, ev);
+}
+
+/* Delivers what waits in order from last + 1. */
+static void gate_release(struct wschat__cluster *cl, struct wschat__gate *g) {
+  size_t k = 0;
+  while (k < g->nheld && g->held[k].seq <= g->last + 1) {
+    if (g->held[k].seq == g->last + 1)
+      gate_deliver(cl, g, g->held[k].seq, g->held[k].ev);
+    else
+      cl->st.dup_dropped++;
+    wschat__event_unref(g->held[k].ev);
+    k++;
+  }
+  if (k) {
+    memmove(g->held, g->held + k, (g->nheld - k) * sizeof(*g->held));
+    g->nheld -= k;
+  }
+  g->wait_since = g->nheld ? wschat__cluster_now(cl) : 0;
+}
+
+static void gate_hold(struct wschat__cluster *cl, struct wschat__gate *g,
+                      uint64_t seq, struct wschat_event *ev) {
+  size_t i = g->nheld;
+  while (i > 0 && g->held[i - 1].seq > seq)
+    i--;
+  if (i > 0 && g->held[i - 1].seq == seq) {
+    cl->st.dup_dropped++;
+    return;
+  }
+  if (g->nheld == g->capheld) {
+    size_t cap = g->capheld ? g->capheld * 2 : 8;
+    void *p = realloc(g->held, cap * sizeof(*g->held));
+    if (p == NULL) {
+      cl->st.gaps++; /* out of memory: this one is lost here */
+      return;
+    }
+    g->held = p;
+    g->capheld = cap;
+  }
+  memmove(g->held + i + 1, g->held + i, (g->nheld - i) * sizeof(*g->held));
+  g->held[i].seq = seq;
+  g->held[i].ev = wschat__event_ref(ev);
+  g->nheld++;
+  if (g->wait_since == 0)
+    g->wait_since = wschat__cluster_now(cl);
+}
+
+/* A room event (seq from Redis) for the room's local members. */
+static void gate_offer(struct wschat__cluster *cl, uint64_t seq,
+                       struct wschat_event *ev) {
+  struct wschat__gate *g = wschat__cluster_gate(cl, ev->room);
+  if (g == NULL)
+    return; /* no member here (any more) */
+  if (g->synced && seq <= g->last) {
+    cl->st.dup_dropped++;
+    return;
+  }
+  if (g->synced && seq == g->last + 1 && g->nheld == 0) {
+    gate_deliver(cl, g, seq, ev);
+    return;
+  }
+  gate_hold(cl, g, seq, ev);
+  if (g->synced)
+    gate_release(cl, g);
+}
+
+static void on_sync(redisAsyncContext *ac, void *r, void *priv);
+
+static void gate_sync(struct wschat__cluster *cl, struct wschat__gate *g) {
+  char key[WSCHAT_ROOM_MAX + 40];
+  snprintf(key, sizeof(key), "wschat:room:%s", g->key);
+  const char *a[] = {"HMGET", key, "seq", "id"};
+  char *name = strdup(g->key);
+  if (name == NULL ||
+      wschat__cluster_cmd(cl, on_sync, name, 4, a, NULL) != 0)
+    free(name);
+}
+
+static uint64_t reply_u64(const redisReply *r) {
+  if (r == NULL)
+    return 0;
+  if (r->type == REDIS_REPLY_INTEGER)
+    return (uint64_t)r->integer;
+  if (r->type == REDIS_REPLY_STRING)
+    return strtoull(r->str, NULL, 10);
+  return 0;
+}
+
+static void on_sync(redisAsyncContext *ac, void *r, void *priv) {
+  struct wschat__cluster *cl = ac->data;
+  redisReply *reply = r;
+  char *name = priv;
+  struct wschat__gate *g = cl ? wschat__cluster_gate(cl, name) : NULL;
+  free(name);
+  if (g == NULL || g->synced || reply == NULL ||
+      reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+    return;
+  g->synced = 1;
+  g->gen = cl->gen;
+  g->last = reply_u64(reply->element[0]);
+  g->lastid = reply_u64(reply->element[1]);
+  g->sync_lastid = g->lastid;
+  gate_release(cl, g);
+}
+
+static void on_room_msg(redisAsyncContext *ac, void *r, void *priv);
+
+static void subscribe(struct wschat__cluster *cl, struct wschat__gate *g,
+                      int on) {
+  char chan[WSCHAT_ROOM_MAX + 40];
+  snprintf(chan, sizeof(chan), "wschat:%d:r:%s", cl->url.db, g->key);
+  const char *a[] = {on ? "SUBSCRIBE" : "UNSUBSCRIBE", chan};
+  wschat__cluster_sub(cl, on_room_msg, 2, a, NULL);
+  if (on)
+    gate_sync(cl, g);
+}
+
+static void gate_free(struct wschat__gate *g) {
+  for (size_t i = 0; i < g->nheld; i++)
+    wschat__event_unref(g->held[i].ev);
+  free(g->held);
+  free(g);
+}
+
+void wschat__cluster_room_used(struct wschat__cluster *cl, const char *room) {
+  struct wschat__gate *g = wschat__cluster_gate(cl, room);
+  if (g != NULL) {
+    g->empty_since = 0;
+    return;
+  }
+  g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return;
+  wschat__cluster_lower(g->key, sizeof(g->key), room);
+  if (wschat__map_put(&cl->gates, g->key, g) != 0) {
+    free(g);
+    return;
+  }
+  if (cl->up)
+    subscribe(cl, g, 1);
+}
+
+void wschat__cluster_room_unused(struct wschat__cluster *cl,
+                                 const char *room) {
+  struct wschat__gate *g = wschat__cluster_gate(cl, room);
+  if (g != NULL && g->empty_since == 0)
+    g->empty_since = wschat__cluster_now(cl) | 1;
+}
+
+/* ---- stream reads that fill a gap ---- */
+
+static void offer_entries(struct wschat__cluster *cl, const redisReply *e);
+
+static void on_fill(redisAsyncContext *ac, void *r, void *priv) {
+  struct wschat__cluster *cl = ac->data;
+  char *name = priv;
+  redisReply *reply = r;
+  struct wschat__gate *g = cl ? wschat__cluster_gate(cl, name) : NULL;
+  free(name);
+  if (g == NULL)
+    return;
+  g->filling = 0;
+  if (reply != NULL && reply->type == REDIS_REPLY_ARRAY)
+    offer_entries(cl, reply);
+  if (g->nheld > 0 && g->held[0].seq > g->last + 1) {
+    cl->st.gaps += g->held[0].seq - g->last - 1;
+    g->last = g->held[0].seq - 1;
+    gate_release(cl, g);
+  }
+}
+
+static void fill(struct wschat__cluster *cl, struct wschat__gate *g) {
+  char key[WSCHAT_ROOM_MAX + 40], from[32], to[32];
+  snprintf(key, sizeof(key), "wschat:hist:%s", g->key);
+  snprintf(from, sizeof(from), "(%llu-0", (unsigned long long)g->lastid);
+  snprintf(to, sizeof(to), "(%llu-0", (unsigned long long)g->held[0].ev->id);
+  const char *a[] = {"XRANGE", key, from, to, "COUNT", "10000"};
+  char *name = strdup(g->key);
+  if (name != NULL && wschat__cluster_cmd(cl, on_fill, name, 6, a, NULL) == 0) {
+    g->filling = 1;
+    return;
+  }
+  free(name);
+  cl->st.gaps += g->held[0].seq - g->last - 1;
+  g->last = g->held[0].seq - 1;
+  gate_release(cl, g);
+}
+
+/* Stream entries [id, [s, seq, k, kind, e, payload]] into their gates. */
+static void offer_entries(struct wschat__cluster *cl, const redisReply *e) {
+  for (size_t i = 0; i < e->elements; i++) {
+    const redisReply *x = e->element[i];
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 ||
+        x->element[1]->type != REDIS_REPLY_ARRAY ||
+        x->element[1]->elements != 6)
+      continue;
+    const redisReply *f = x->element[1];
+    struct wschat__wire_meta meta;
+    struct wschat_event *ev =
+        wschat__wire_decode(f->element[5]->str, f->element[5]->len, &meta);
+    if (ev == NULL)
+      continue;
+    ev->id = strtoull(x->element[0]->str, NULL, 10);
+    ev->skip = 0; /* client ids are per node: nobody here is skipped */
+    gate_offer(cl, reply_u64(f->element[1]), ev);
+    wschat__event_unref(ev);
+  }
+}
+
+/* ---- messages from the channels ---- */
+
+static void on_room_msg(redisAsyncContext *ac, void *r, void *priv) {
+  struct wschat__cluster *cl = priv;
+  redisReply *reply = r;
+  (void)ac;
+  if (cl == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+      reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
+      strcmp(reply->element[0]->str, "message") != 0)
+    return;
+  const redisReply *chan = reply->element[1], *msg = reply->element[2];
+  if (msg->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)
+    return;
+  const char *c = strchr(chan->str + 7, ':'); /* after "wschat:<db>" */
+  if (c == NULL)
+    return;
+  if (strncmp(c, ":presence", 9) == 0) {
+    wschat__cluster_presence_msg(cl, msg->str, msg->len);
+    return;
+  }
+  struct wschat__wire_meta meta;
+  struct wschat_event *ev = wschat__wire_decode_msg(msg->str, msg->len, &meta);
+  if (ev == NULL)
+    return;
+  note_id(cl, ev->id);
+  ev->skip = 0; /* client ids are per node: nobody here is skipped */
+  if (strcmp(meta.origin, cl->node) != 0) {
+    cl->st.received++;
+    if (strncmp(c, ":r:", 3) == 0 && ev->room != NULL) {
+      gate_offer(cl, meta.seq, ev);
+    } else if (strncmp(c, ":n:", 3) == 0 && ev->to != NULL) {
+      struct wschat__member *m =
+          cl->local->ops->find(cl->local, ev->to);
+      if (m != NULL)
+        deliver_one(cl, ev, m->id, meta.variant);
+    } else if (strncmp(c, ":all", 4) == 0) {
+      deliver_room(cl, ev);
+    }
+  }
+  wschat__event_unref(ev);
+}
+
+/* ---- the ring of operations ---- */
+
+static struct wschat__cluster_op *op_at(struct wschat__cluster *cl, size_t i) {
+  return &cl->ops[(cl->head + i) % cl->capops];
+}
+
+static struct wschat__cluster_op *push(struct wschat__cluster *cl,
+                                       struct wschat_event *ev, int kind) {
+  if (cl->nops == cl->capops) {
+    size_t cap = cl->capops ? cl->capops * 2 : 64;
+    struct wschat__cluster_op *v = malloc(cap * sizeof(*v));
+    if (v == NULL)
+      return NULL;
+    for (size_t i = 0; i < cl->nops; i++)
+      v[i] = *op_at(cl, i);
+    free(cl->ops);
+    cl->ops = v;
+    cl->capops = cap;
+    cl->head = 0;
+  }
+  struct wschat__cluster_op *o = op_at(cl, cl->nops++);
+  memset(o, 0, sizeof(*o));
+  o->ev = wschat__event_ref(ev);
+  o->kind = (uint8_t)kind;
+  return o;
+}
+
+static void finish(struct wschat__cluster *cl, struct wschat__cluster_op *o) {
+  struct wschat_event *ev = o->ev;
+  if (o->first) {
+    if (o->failed) {
+      ev->id = local_id(cl);
+    } else {
+      ev->id = o->id;
+      note_id(cl, o->id);
+      cl->st.published++;
+    }
+  }
+  if (o->kind == WSCHAT__OP_PUBLISH) {
+    if (o->failed || ev->room == NULL)
+      deliver_room(cl, ev);
+    else
+      gate_offer(cl, o->seq, ev);
+  } else if (o->kind == WSCHAT__OP_SEND && o->member) {
+    deliver_one(cl, ev, o->member, o->variant);
+  }
+  if (o->first)
+    wschat__chat_done(cl->chat, ev);
+}
+
+/* Finishes the operations at the head that are ready, in order. */
+static void advance(struct wschat__cluster *cl) {
+  while (cl->nops > 0) {
+    struct wschat__cluster_op *o = op_at(cl, 0);
+    if (o->wait && !o->replied)
+      return;
+    struct wschat__cluster_op copy = *o;
+    cl->head = (cl->head + 1) % cl->capops;
+    cl->nops--;
+    finish(cl, &copy); /* may push: the copy is safe */
+    wschat__event_unref(copy.ev);
+  }
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
+  struct wschat__cluster *cl = priv;
+  redisReply *reply = r;
+  (void)ac;
+  for (size_t i = 0; i < cl->nops; i++) {
+    struct wschat__cluster_op *o = op_at(cl, i);
+    if (!o->wait || o->replied)
+      continue;
+    o->replied = 1;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+        reply->elements == 2) {
+      o->id = reply_u64(reply->element[0]);
+      o->seq = reply_u64(reply->element[1]);
+    } else {
+      o->failed = 1;
+      if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        wschat__cluster_log(cl, WSCHAT_LOG_WARN, "cluster_error", reply->str);
+    }
+    break;
+  }
+  advance(cl);
+}
+
+static int stored_kind(const struct wschat_event *ev) {
+  return ev->room != NULL && ev->kind != WSCHAT_EVENT_NOTICE &&
+         ev->kind != WSCHAT_EVENT_WHISPER;
+}
+
+/* Sends the script for ev's first operation. Returns 0 or -1. */
+static int send_script(struct wschat__cluster *cl, struct wschat_event *ev,
+                       int script, const char *chan, int variant) {
+  char stack[2048], *buf = stack;
+  size_t need = wschat__wire_size(ev, cl->node);
+  if (need > sizeof(stack) && (buf = malloc(need)) == NULL)
+    return -1;
+  size_t n = wschat__wire_encode(ev, cl->node, variant, stored_kind(ev), buf,
+                                 need);
+  int rc = -1;
+  if (n > 0 && cl->sha[script][0]) {
+    char key[WSCHAT_ROOM_MAX + 1] = "", max[24];
+    snprintf(max, sizeof(max), "%zu", cl->max_per_room);
+    if (ev->room)
+      wschat__cluster_lower(key, sizeof(key), ev->room);
+    if (script == WSCHAT__SCRIPT_PUB) {
+      const char *a[] = {"EVALSHA", cl->sha[script], "0", key, buf, max, chan,
+                         stored_kind(ev) ? "1" : "0"};
+      size_t l[] = {7, 40, 1, strlen(key), n, strlen(max), strlen(chan), 1};
+      rc = wschat__cluster_cmd(cl, on_reply, cl, 8, a, l);
+    } else {
+      const char *a[] = {"EVALSHA", cl->sha[script], "0", chan, buf};
+      size_t l[] = {7, 40, 1, strlen(chan), chan[0] ? n : 0};
+      rc = wschat__cluster_cmd(cl, on_reply, cl, 5, a, l);
+    }
+  }
+  if (buf != stack)
+    free(buf);
+  return rc;
+}
+
+static int can_queue(const struct wschat__cluster *cl) {
+  return cl->up && cl->nops < WSCHAT__CLUSTER_MAX_OPS;
+}
+
+static void bus_publish(struct wschat__bus *bus, struct wschat_event *ev) {
+  struct wschat__cluster *cl = CL(bus);
+  char chan[WSCHAT_ROOM_MAX + 40], key[WSCHAT_ROOM_MAX + 1] = "";
+  int script = WSCHAT__SCRIPT_PUB;
+  if (ev->room) {
+    wschat__cluster_lower(key, sizeof(key), ev->room);
+    snprintf(chan, sizeof(chan), "wschat:%d:r:%s", cl->url.db, key);
+  } else {
+    snprintf(chan, sizeof(chan), "wschat:%d:all", cl->url.db);
+    script = WSCHAT__SCRIPT_ID;
+  }
+  if (!cl->up)
+    ; /* local below */
+  else if (!can_queue(cl))
+    cl->st.dropped++;
+  else if (send_script(cl, ev, script, chan, 0) == 0) {
+    struct wschat__cluster_op *o = push(cl, ev, WSCHAT__OP_PUBLISH);
+    if (o != NULL) {
+      o->wait = o->first = 1;
+      return;
+    }
+    /* out of memory after sending: its reply finds another op or none;
+     * this one stays local */
+  }
+  ev->id = local_id(cl);
+  deliver_room(cl, ev);
+  wschat__chat_done(cl->chat, ev);
+}
+
+void wschat__cluster_publish(struct wschat__cluster *cl,
+                             struct wschat_event *ev) {
+  bus_publish(&cl->bus, ev);
+}
+
+static const char *remote_node(struct wschat__cluster *cl,
+                               const struct wschat__member *m) {
+  struct wschat__remote *x = wschat__map_get(&cl->remote, m->name);
+  return x ? x->node : NULL;
+}
+
+static void bus_send(struct wschat__bus *bus, struct wschat_event *ev,
+                     struct wschat__member *m, int variant) {
+  struct wschat__cluster *cl = CL(bus);
+  int ghost = m != NULL && m->client == NULL;
+  int follow = cl->nops > 0 && op_at(cl, cl->nops - 1)->ev == ev;
+  if (follow) { /* after the event's first operation, in order */
+    struct wschat__cluster_op *o = push(cl, ev, WSCHAT__OP_SEND);
+    if (o != NULL) {
+      o->member = ghost || m == NULL ? 0 : m->id;
+      o->variant = (uint8_t)variant;
+    }
+    return;
+  }
+  if (ev->id != 0) { /* stamped already (local): deliver now */
+    if (m != NULL && !ghost)
+      deliver_one(cl, ev, m->id, variant);
+    return;
+  }
+  if (can_queue(cl)) {
+    char chan[300] = "";
+    const char *node = ghost ? remote_node(cl, m) : NULL;
+    if (node)
+      snprintf(chan, sizeof(chan), "wschat:%d:n:%s", cl->url.db, node);
+    if (send_script(cl, ev, WSCHAT__SCRIPT_ID, chan, variant) == 0) {
+      struct wschat__cluster_op *o =
+          push(cl, ev, ghost ? WSCHAT__OP_SEND_REMOTE : WSCHAT__OP_SEND);
+      if (o != NULL) {
+        o->wait = o->first = 1;
+        o->member = ghost || m == NULL ? 0 : m->id;
+        o->variant = (uint8_t)variant;
+        return;
+      }
+    }
+  }
+  ev->id = local_id(cl);
+  if (m != NULL && !ghost)
+    deliver_one(cl, ev, m->id, variant);
+  else if (ghost)
+    cl->st.dropped++; /* another node's member, out of reach */
+  wschat__chat_done(cl->chat, ev);
+}
+
+static void bus_free(struct wschat__bus *bus) {
+  (void)bus; /* the cluster frees itself (wschat__cluster_free) */
+}
+
+static const struct wschat__bus_ops cluster_bus_ops = {bus_publish, bus_send,
+                                                       bus_free};
+
+/* ---- life ---- */
+
+void wschat__cluster_bus_init(struct wschat__cluster *cl) {
+  cl->bus.ops = &cluster_bus_ops;
+  wschat__map_init(&cl->gates);
+}
+
+static void resub(const char *key, void *value, void *arg) {
+  (void)key;
+  struct wschat__gate *g = value;
+  struct wschat__cluster *cl = arg;
+  g->synced = 0;
+  g->filling = 0;
+  subscribe(cl, g, 1);
+}
+
+void wschat__cluster_bus_up(struct wschat__cluster *cl) {
+  char a1[64], a2[64];
+  snprintf(a1, sizeof(a1), "wschat:%d:presence", cl->url.db);
+  snprintf(a2, sizeof(a2), "wschat:%d:all", cl->url.db);
+  const char *a[] = {"SUBSCRIBE", a1, a2, cl->node_chan};
+  wschat__cluster_sub(cl, on_room_msg, 4, a, NULL);
+  wschat__map_each(&cl->gates, resub, cl);
+}
+
+void wschat__cluster_bus_down(struct wschat__cluster *cl) {
+  /* The ring finishes as hiredis answers what was sent with no reply
+   * (locally, in order); the gates start again when Redis is back. */
+  (void)cl;
+}
+
+struct tick_ctx {
+  struct wschat__cluster *cl;
+  uint64_t now;
+  struct wschat__gate *gone[64];
+  size_t ngone;
+};
+
+static void tick_gate(const char *key, void *value, void *arg) {
+  (void)key;
+  struct tick_ctx *t = arg;
+  struct wschat__gate *g = value;
+  struct wschat__cluster *cl = t->cl;
+  if (g->empty_since && t->now - g->empty_since > 1000 &&
+      t->ngone < sizeof(t->gone) / sizeof(t->gone[0])) {
+    t->gone[t->ngone++] = g;
+    return;
+  }
+  if (!cl->up || g->filling || g->nheld == 0 || g->wait_since == 0 ||
+      t->now - g->wait_since < WSCHAT__CLUSTER_GAP_MS)
+    return;
+  if (!g->synced) {
+    /* no sync came: start from what waits */
+    g->synced = 1;
+    g->last = g->held[0].seq - 1;
+    gate_release(cl, g);
+    return;
+  }
+  fill(cl, g);
+}
+
+void wschat__cluster_bus_tick(struct wschat__cluster *cl, uint64_t now) {
+  struct tick_ctx t = {.cl = cl, .now = now};
+  wschat__map_each(&cl->gates, tick_gate, &t);
+  for (size_t i = 0; i < t.ngone; i++) {
+    struct wschat__gate *g = t.gone[i];
+    if (wschat__room_find(&cl->chat->rooms, g->key) != NULL &&
+        wschat__room_find(&cl->chat->rooms, g->key)->n > 0) {
+      g->empty_since = 0;
+      continue;
+    }
+    subscribe(cl, g, 0);
+    wschat__map_del(&cl->gates, g->key);
+    gate_free(g);
+  }
+}
+
+static void free_gate(const char *key, void *value, void *arg) {
+  (void)key;
+  (void)arg;
+  gate_free(value);
+}
+
+void wschat__cluster_bus_free(struct wschat__cluster *cl) {
+  for (size_t i = 0; i < cl->nops; i++)
+    wschat__event_unref(op_at(cl, i)->ev);
+  free(cl->ops);
+  cl->ops = NULL;
+  cl->nops = 0;
+  wschat__map_each(&cl->gates, free_gate, NULL);
+  wschat__map_free(&cl->gates);
+}
+
+/* ---- what the replay asks ---- */
+
+int wschat__cluster_live_upto(struct wschat__cluster *cl, const char *room,
+                              int at_sync, uint64_t *upto) {
+  struct wschat__gate *g = wschat__cluster_gate(cl, room);
+  if (g == NULL)
+    return 0;
+  if (!g->synced && !at_sync)
+    return 0;
+  *upto = at_sync ? g->sync_lastid : g->lastid;
+  return 1;
+}
