@@ -505,6 +505,9 @@ void wschat__cluster_metrics(struct wschat__cluster *cl,
        cl->st.name_conflicts);
   line(o, "wschat_cluster_reaped_total", "counter",
        "Members of dead nodes removed by this node.", cl->st.reaped);
+  line(o, "wschat_cluster_held_events", "gauge",
+       "Room events waiting here for an earlier one (the order).",
+       wschat__cluster_held(cl));
   line(o, "wschat_cluster_pending_ops", "gauge",
        "Operations waiting for Redis's reply.", cl->nops);
 }

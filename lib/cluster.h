@@ -72,6 +72,7 @@ struct wschat__cluster_op {
   struct wschat_event *ev; /* one reference */
   uint64_t member;         /* local client id to deliver to (0: none) */
   uint64_t id, seq;        /* from the reply */
+  uintptr_t no;            /* its number: the reply's privdata */
   uint8_t kind;            /* enum below */
   uint8_t variant;
   uint8_t wait;    /* a reply belongs to it */
@@ -154,6 +155,7 @@ struct wschat__cluster {
   /* the bus */
   struct wschat__cluster_op *ops; /* a ring of capops (owned) */
   size_t head, nops, capops;
+  uintptr_t next_no; /* the number of the next operation sent */
   struct wschat__map gates; /* lower room -> owned struct wschat__gate */
 
   /* the presence */
@@ -216,6 +218,8 @@ void wschat__cluster_room_unused(struct wschat__cluster *cl,
  * not known yet. */
 int wschat__cluster_live_upto(struct wschat__cluster *cl, const char *room,
                               int at_sync, uint64_t *upto);
+/* Events waiting in every gate now. */
+uint64_t wschat__cluster_held(struct wschat__cluster *cl);
 /* The room's gate, by the room's name (any case), or NULL. */
 struct wschat__gate *wschat__cluster_gate(struct wschat__cluster *cl,
                                           const char *room);

@@ -105,8 +105,11 @@ static void gate_release(struct wschat__cluster *cl, struct wschat__gate *g) {
   if (k) {
     memmove(g->held, g->held + k, (g->nheld - k) * sizeof(*g->held));
     g->nheld -= k;
+    /* progress: what waits now waits from now */
+    g->wait_since = g->nheld ? wschat__cluster_now(cl) : 0;
+  } else if (g->nheld && g->wait_since == 0) {
+    g->wait_since = wschat__cluster_now(cl);
   }
-  g->wait_since = g->nheld ? wschat__cluster_now(cl) : 0;
 }
 
 static void gate_hold(struct wschat__cluster *cl, struct wschat__gate *g,
@@ -405,12 +408,14 @@ static void advance(struct wschat__cluster *cl) {
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
-  struct wschat__cluster *cl = priv;
+  struct wschat__cluster *cl = ac->data;
   redisReply *reply = r;
-  (void)ac;
+  uintptr_t no = (uintptr_t)priv;
+  if (cl == NULL)
+    return;
   for (size_t i = 0; i < cl->nops; i++) {
     struct wschat__cluster_op *o = op_at(cl, i);
-    if (!o->wait || o->replied)
+    if (!o->wait || o->no != no)
       continue;
     o->replied = 1;
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
@@ -451,11 +456,11 @@ static int send_script(struct wschat__cluster *cl, struct wschat_event *ev,
       const char *a[] = {"EVALSHA", cl->sha[script], "0", key, buf, max, chan,
                          stored_kind(ev) ? "1" : "0"};
       size_t l[] = {7, 40, 1, strlen(key), n, strlen(max), strlen(chan), 1};
-      rc = wschat__cluster_cmd(cl, on_reply, cl, 8, a, l);
+      rc = wschat__cluster_cmd(cl, on_reply, (void *)cl->next_no, 8, a, l);
     } else {
       const char *a[] = {"EVALSHA", cl->sha[script], "0", chan, buf};
       size_t l[] = {7, 40, 1, strlen(chan), chan[0] ? n : 0};
-      rc = wschat__cluster_cmd(cl, on_reply, cl, 5, a, l);
+      rc = wschat__cluster_cmd(cl, on_reply, (void *)cl->next_no, 5, a, l);
     }
   }
   if (buf != stack)
@@ -486,8 +491,10 @@ static void bus_publish(struct wschat__bus *bus, struct wschat_event *ev) {
     struct wschat__cluster_op *o = push(cl, ev, WSCHAT__OP_PUBLISH);
     if (o != NULL) {
       o->wait = o->first = 1;
+      o->no = cl->next_no++;
       return;
     }
+    cl->next_no++; /* its reply finds no operation */
     /* out of memory after sending: its reply finds another op or none;
      * this one stays local */
   }
@@ -535,10 +542,12 @@ static void bus_send(struct wschat__bus *bus, struct wschat_event *ev,
           push(cl, ev, ghost ? WSCHAT__OP_SEND_REMOTE : WSCHAT__OP_SEND);
       if (o != NULL) {
         o->wait = o->first = 1;
+        o->no = cl->next_no++;
         o->member = ghost || m == NULL ? 0 : m->id;
         o->variant = (uint8_t)variant;
         return;
       }
+      cl->next_no++;
     }
   }
   ev->id = local_id(cl);
@@ -567,6 +576,12 @@ static void resub(const char *key, void *value, void *arg) {
   (void)key;
   struct wschat__gate *g = value;
   struct wschat__cluster *cl = arg;
+  /* seqs of before the loss mean nothing now (Redis may have lost them) */
+  for (size_t i = 0; i < g->nheld; i++)
+    wschat__event_unref(g->held[i].ev);
+  cl->st.gaps += g->nheld;
+  g->nheld = 0;
+  g->wait_since = 0;
   g->synced = 0;
   g->filling = 0;
   subscribe(cl, g, 1);
@@ -582,9 +597,17 @@ void wschat__cluster_bus_up(struct wschat__cluster *cl) {
 }
 
 void wschat__cluster_bus_down(struct wschat__cluster *cl) {
-  /* The ring finishes as hiredis answers what was sent with no reply
-   * (locally, in order); the gates start again when Redis is back. */
-  (void)cl;
+  /* What waits for a reply is delivered here now, in order, as if
+   * refused (a reply may never come: a connection dropped before hiredis
+   * saw it fail keeps its callbacks). A late reply finds no operation of
+   * its number and is ignored. The gates start again when Redis is back;
+   * what waited in them is a gap. */
+  for (size_t i = 0; i < cl->nops; i++) {
+    struct wschat__cluster_op *o = op_at(cl, i);
+    if (o->wait && !o->replied)
+      o->replied = o->failed = 1;
+  }
+  advance(cl);
 }
 
 struct tick_ctx {
@@ -660,4 +683,15 @@ int wschat__cluster_live_upto(struct wschat__cluster *cl, const char *room,
     return 0;
   *upto = at_sync ? g->sync_lastid : g->lastid;
   return 1;
+}
+
+static void count_held(const char *key, void *value, void *arg) {
+  (void)key;
+  *(uint64_t *)arg += ((struct wschat__gate *)value)->nheld;
+}
+
+uint64_t wschat__cluster_held(struct wschat__cluster *cl) {
+  uint64_t n = 0;
+  wschat__map_each(&cl->gates, count_held, &n);
+  return n;
 }
