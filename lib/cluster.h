@@ -51,7 +51,7 @@ enum {
   WSCHAT__CLUSTER_GAP_MS = 300,   /* an event waits this long for one before */
   WSCHAT__CLUSTER_MAX_OPS = 65536, /* operations waiting for Redis */
   WSCHAT__CLUSTER_BACKOFF_MIN_MS = 100,
-  WSCHAT__CLUSTER_BACKOFF_MAX_MS = 2000,
+  WSCHAT__CLUSTER_BACKOFF_MAX_MS = 500,
   WSCHAT__CLUSTER_CONNECT_TIMEOUT_MS = 2000,
 };
 
@@ -151,6 +151,8 @@ struct wschat__cluster {
   uint64_t epoch;      /* wschat:epoch (0: not known yet) */
   uint64_t max_id;     /* the largest id seen or made here */
   uint64_t local_from; /* an outage's first local-only id (0: none) */
+  uint64_t id_floor;   /* the last local-only id: nothing at or below it
+                          is delivered here any more (ids never go back) */
 
   /* the bus */
   struct wschat__cluster_op *ops; /* a ring of capops (owned) */

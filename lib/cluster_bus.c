@@ -49,6 +49,7 @@ static uint64_t local_id(struct wschat__cluster *cl) {
   uint64_t id = ++cl->max_id;
   if (cl->local_from == 0)
     cl->local_from = id;
+  cl->id_floor = id;
   cl->st.local_only++;
   return id;
 }
@@ -88,6 +89,13 @@ static void gate_deliver(struct wschat__cluster *cl, struct wschat__gate *g,
                          uint64_t seq, struct wschat_event *ev) {
   g->last = seq;
   g->lastid = ev->id;
+  if (ev->id <= cl->id_floor) {
+    /* Another node's event with an id this node already gave an event of
+     * its own while Redis was away: delivering it would take ids back.
+     * A gap (recovery over the outage says so). */
+    cl->st.gaps++;
+    return;
+  }
   deliver_room(cl, ev);
 }
 
@@ -331,6 +339,8 @@ static void on_room_msg(redisAsyncContext *ac, void *r, void *priv) {
     cl->st.received++;
     if (strncmp(c, ":r:", 3) == 0 && ev->room != NULL) {
       gate_offer(cl, meta.seq, ev);
+    } else if (ev->id <= cl->id_floor) {
+      cl->st.gaps++; /* see gate_deliver */
     } else if (strncmp(c, ":n:", 3) == 0 && ev->to != NULL) {
       struct wschat__member *m =
           cl->local->ops->find(cl->local, ev->to);
