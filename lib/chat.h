@@ -64,6 +64,16 @@ struct wschat__chat {
    * returns 1, or 0 if not known yet. */
   int (*live_upto)(void *user, const char *room, int at_sync, uint64_t *upto);
   void *live_user;
+  /* Set in cluster mode (NULL: none): a rename first takes the name in
+   * the cluster's registry; done(m, name, rc, arg) runs later on the loop
+   * with rc 0 (the name is this node's now: rename) or
+   * WSCHAT_ENAMETAKEN, and never if m is gone meanwhile (arg is then
+   * given to drop(arg)). Returns 0, or an error (done never runs). */
+  int (*claim_async)(void *user, struct wschat__member *m, const char *name,
+                     void (*done)(struct wschat__member *m, const char *name,
+                                  int rc, void *arg),
+                     void (*drop)(void *arg), void *arg);
+  void *claim_user;
   uint64_t next_event;  /* the id of the last event stamped (0: none) */
   uint64_t first_event; /* the id of the first one stamped (0: none) */
   uint64_t next_guest, next_group, next_watch;

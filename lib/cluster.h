@@ -231,6 +231,12 @@ int wschat__cluster_presence_init(struct wschat__cluster *cl);
 void wschat__cluster_presence_up(struct wschat__cluster *cl);
 void wschat__cluster_presence_tick(struct wschat__cluster *cl, uint64_t now);
 void wschat__cluster_presence_free(struct wschat__cluster *cl);
+/* See struct wschat__chat's claim_async. */
+int wschat__cluster_claim_async(
+    struct wschat__cluster *cl, struct wschat__member *m, const char *name,
+    void (*done)(struct wschat__member *m, const char *name, int rc,
+                 void *arg),
+    void (*drop)(void *arg), void *arg);
 /* A message on the presence channel. */
 void wschat__cluster_presence_msg(struct wschat__cluster *cl, const char *p,
                                   size_t len);

@@ -245,6 +245,71 @@ static void del_member(struct wschat__cluster *cl, const char *name) {
   wschat__cluster_cmd(cl, on_done, NULL, 6, a, NULL);
 }
 
+/* ---- a rename, asked of the registry first ---- */
+
+struct async_claim {
+  struct wschat__cluster *cl;
+  uint64_t member;
+  char name[WSCHAT_NAME_MAX + 1];
+  void (*done)(struct wschat__member *m, const char *name, int rc, void *arg);
+  void (*drop)(void *arg);
+  void *arg;
+};
+
+static void on_async_claimed(redisAsyncContext *ac, void *r, void *priv) {
+  struct async_claim *x = priv;
+  redisReply *reply = r;
+  (void)ac;
+  struct wschat_client *c = wschat__server_client(x->cl->srv, x->member);
+  int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+           reply->integer == 1;
+  if (c == NULL || !c->member.attached) {
+    if (ok) /* taken for a member that is gone: given back */
+      del_member(x->cl, x->name);
+    x->drop(x->arg);
+  } else {
+    /* no reply (Redis went away): the name is judged here alone */
+    x->done(&c->member, x->name, ok || reply == NULL ? 0 : WSCHAT_ENAMETAKEN,
+            x->arg);
+  }
+  free(x);
+}
+
+int wschat__cluster_claim_async(
+    struct wschat__cluster *cl, struct wschat__member *m, const char *name,
+    void (*done)(struct wschat__member *m, const char *name, int rc,
+                 void *arg),
+    void (*drop)(void *arg), void *arg) {
+  if (strlen(name) > WSCHAT_NAME_MAX)
+    return WSCHAT_ENAME;
+  struct async_claim *x = calloc(1, sizeof(*x));
+  if (x == NULL)
+    return WSCHAT_ENOMEM;
+  x->cl = cl;
+  x->member = m->id;
+  memcpy(x->name, name, strlen(name) + 1);
+  x->done = done;
+  x->drop = drop;
+  x->arg = arg;
+  /* The entry as it will be: the new name, the same rooms. */
+  char val[4096], key[WSCHAT_NAME_MAX + 1], chan[64];
+  int n = snprintf(val, sizeof(val), "%s\n%s", cl->node, name);
+  for (size_t i = 0; i < m->nrooms && n > 0 && (size_t)n < sizeof(val); i++)
+    n += snprintf(val + n, sizeof(val) - (size_t)n, "\n%s",
+                  m->rooms[i].room->name);
+  wschat__cluster_lower(key, sizeof(key), name);
+  presence_chan(cl, chan, sizeof(chan));
+  const char *a[] = {"EVALSHA", cl->sha[WSCHAT__SCRIPT_CLAIM], "0", key,
+                     cl->node, val, chan};
+  if (n <= 0 || (size_t)n >= sizeof(val) ||
+      wschat__cluster_cmd(cl, on_async_claimed, x, 7, a, NULL) != 0) {
+    /* Redis is away: judged here alone, now */
+    free(x);
+    done(m, name, 0, arg);
+  }
+  return 0;
+}
+
 /* ---- the ops ---- */
 
 static int claim(struct wschat__presence *p, const char *name,

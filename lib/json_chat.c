@@ -204,6 +204,36 @@ int wschat__json_open(struct wschat_client *c, const char *query,
 
 /* ---- requests ---- */
 
+/* Cluster mode's rename: refused at once, or after the registry. */
+static int nick_check(struct wschat__chat *ch, struct wschat__member *m,
+                      const char *name) {
+  if (!wschat__name_valid(name, strlen(name)))
+    return WSCHAT_ENAME;
+  struct wschat__presence *p = ch->presence;
+  struct wschat__member *o = p->ops->find(p, name);
+  if (o != NULL && o != m)
+    return WSCHAT_ENAMETAKEN;
+  if (o == NULL && p->ops->reserved(p, name))
+    return WSCHAT_ERESERVED;
+  return 0;
+}
+
+static void nick_drop(void *arg) {
+  if (arg)
+    json_decref(arg);
+}
+
+static void nick_done(struct wschat__member *m, const char *name, int rc,
+                      void *arg) {
+  json_t *ref = arg;
+  struct wschat_client *c = m->client;
+  if (rc == 0)
+    rc = wschat__chat_rename(chat_of(c), m, name);
+  if (rc != 0)
+    chat_error(c, rc, 0, name, ref);
+  nick_drop(ref);
+}
+
 static void req_users(struct wschat_client *c,
                       const struct wschat__json_req *q) {
   struct wschat__chat *ch = chat_of(c);
@@ -434,6 +464,19 @@ static void dispatch(struct wschat_client *c, const struct wschat__json_req *q) 
       char msg[80];
       snprintf(msg, sizeof(msg), "you are already %s", m->name);
       send_error(c, WSCHAT__JERR_NAME_TAKEN, msg, q->ref);
+      return;
+    }
+    if (ch->claim_async != NULL) { /* cluster mode: the registry first */
+      json_t *ref = q->ref ? json_incref(q->ref) : NULL;
+      rc = nick_check(ch, m, q->name);
+      if (rc == 0)
+        rc = ch->claim_async(ch->claim_user, m, q->name, nick_done, nick_drop,
+                             ref);
+      if (rc != 0) {
+        chat_error(c, rc, 0, q->name, q->ref);
+        if (ref)
+          json_decref(ref);
+      }
       return;
     }
     rc = wschat__chat_rename(ch, m, q->name);

@@ -19,6 +19,13 @@ static int live_upto(void *user, const char *room, int at_sync,
   return wschat__cluster_live_upto(user, room, at_sync, upto);
 }
 
+static int claim_async(void *user, struct wschat__member *m, const char *name,
+                       void (*done)(struct wschat__member *m,
+                                    const char *name, int rc, void *arg),
+                       void (*drop)(void *arg), void *arg) {
+  return wschat__cluster_claim_async(user, m, name, done, drop, arg);
+}
+
 static int node_id_ok(const char *id) {
   if (id == NULL || id[0] == '\0')
     return 1;
@@ -63,6 +70,8 @@ int wschat_server_set_cluster(struct wschat_server *srv, const char *url,
   ch->next_guest = 1000 + r % 9000000u;
   ch->live_upto = live_upto;
   ch->live_user = cl;
+  ch->claim_async = claim_async;
+  ch->claim_user = cl;
   if (history) {
     cl->history_on = 1;
     srv->history = &cl->history;

@@ -193,6 +193,36 @@ char *wschat__text_help(const struct wschat__chat *ch) {
   return b.p;
 }
 
+/* What a rename would refuse at once (cluster mode checks this before it
+ * asks the registry). */
+static int nick_check(struct wschat__chat *ch, struct wschat__member *m,
+                      const char *name) {
+  if (!wschat__name_valid(name, strlen(name)))
+    return WSCHAT_ENAME;
+  struct wschat__presence *p = ch->presence;
+  struct wschat__member *o = p->ops->find(p, name);
+  if (o != NULL && o != m)
+    return WSCHAT_ENAMETAKEN;
+  if (o == NULL && p->ops->reserved(p, name))
+    return WSCHAT_ERESERVED;
+  return 0;
+}
+
+static void nick_done(struct wschat__member *m, const char *name, int rc,
+                      void *arg) {
+  const struct wschat__text *t = arg;
+  char line[200], show[64];
+  snprintf(show, sizeof(show), "%s", name);
+  if (rc == 0)
+    rc = wschat__chat_rename(t->chat, m, name);
+  if (rc != 0) {
+    name_error(line, sizeof(line), rc, show);
+    reply(t, m, line);
+  }
+}
+
+static void nick_drop(void *arg) { (void)arg; }
+
 static void cmd_nick(const struct wschat__text *t, struct wschat__member *m,
                      const struct wschat__cmd *cmd) {
   char name[64], show[64], line[200];
@@ -211,7 +241,19 @@ static void cmd_nick(const struct wschat__text *t, struct wschat__member *m,
     replyf(t, m, "! you are already %s", m->name);
     return;
   }
-  int r = wschat__chat_rename(t->chat, m, name);
+  struct wschat__chat *ch = t->chat;
+  if (ch->claim_async != NULL) { /* cluster mode: the registry first */
+    int r = nick_check(ch, m, name);
+    if (r == 0)
+      r = ch->claim_async(ch->claim_user, m, name, nick_done, nick_drop,
+                          (void *)t);
+    if (r != 0) {
+      name_error(line, sizeof(line), r, show);
+      reply(t, m, line);
+    }
+    return;
+  }
+  int r = wschat__chat_rename(ch, m, name);
   if (r != 0) {
     name_error(line, sizeof(line), r, show);
     reply(t, m, line);
