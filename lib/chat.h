@@ -74,6 +74,13 @@ struct wschat__chat {
                                   int rc, void *arg),
                      void (*drop)(void *arg), void *arg);
   void *claim_user;
+  /* Set in cluster mode (NULL: none): before a client named at connect
+   * enters, the registry is asked about name (the mirror then knows the
+   * answer) and done(c) runs later on the loop if the client with that id
+   * is still there. Returns 0, or nonzero (Redis is away: done never runs;
+   * go on at once). */
+  int (*name_check)(void *user, const char *name, uint64_t client,
+                    void (*done)(struct wschat_client *c));
   uint64_t next_event;  /* the id of the last event stamped (0: none) */
   uint64_t first_event; /* the id of the first one stamped (0: none) */
   uint64_t next_guest, next_group, next_watch;

@@ -171,6 +171,11 @@ int wschat__cluster_cmd(struct wschat__cluster *cl,
              : -1;
 }
 
+void wschat__cluster_flush(struct wschat__cluster *cl) {
+  if (cl->cmd != NULL && cl->up)
+    redisAsyncHandleWrite(cl->cmd);
+}
+
 int wschat__cluster_sub(struct wschat__cluster *cl,
                         void (*fn)(struct redisAsyncContext *, void *, void *),
                         int argc, const char **argv, const size_t *argvlen) {
@@ -232,6 +237,8 @@ static void check_up(struct wschat__cluster *cl) {
                       cl->gen > 1 ? "reconnected" : "connected");
   wschat__cluster_bus_up(cl);
   wschat__cluster_presence_up(cl);
+  if (cl->nwaits)
+    wschat__cluster_release_waits(cl);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -384,6 +391,9 @@ static void on_tick(uv_timer_t *t) {
     cl->last_beat = now;
     beat(cl);
   }
+  if (cl->nwaits && !cl->up &&
+      now - cl->started_at > WSCHAT__CLUSTER_CONNECT_TIMEOUT_MS)
+    wschat__cluster_release_waits(cl); /* Redis is not there: alone */
   wschat__cluster_bus_tick(cl, now);
   wschat__cluster_presence_tick(cl, now);
 }
@@ -433,6 +443,7 @@ int wschat__cluster_start(struct wschat__cluster *cl) {
     return WSCHAT_ENOMEM;
   cl->tick.data = cl;
   cl->tick_on = 1;
+  cl->started_at = wschat__cluster_now(cl);
   uv_timer_start(&cl->tick, on_tick, 0, WSCHAT__CLUSTER_TICK_MS);
   return 0;
 }
@@ -457,6 +468,8 @@ void wschat__cluster_close(struct wschat__cluster *cl) {
   }
   cl->closing = 1;
   cl->up = 0;
+  if (cl->nwaits)
+    wschat__cluster_release_waits(cl);
   wschat__cluster_bus_down(cl);
   /* Disconnect writes what is queued (the DEL) before closing. */
   drop(cl);

@@ -42,6 +42,7 @@ struct redisReply;
 struct wschat__chat;
 struct wschat__log;
 struct wschat_server;
+struct wschat_client;
 
 enum {
   WSCHAT__CLUSTER_TICK_MS = 100,
@@ -171,6 +172,17 @@ struct wschat__cluster {
   size_t ndeltas, capdeltas;
   uint64_t last_reap;
 
+  /* Clients named at connect before the first connection to Redis came
+   * up (owned array): they wait for it, at most
+   * WSCHAT__CLUSTER_CONNECT_TIMEOUT_MS after start. */
+  struct wschat__name_wait {
+    uint64_t client;
+    char name[WSCHAT_NAME_MAX + 1];
+    void (*done)(struct wschat_client *c);
+  } *waits;
+  size_t nwaits, capwaits;
+  uint64_t started_at; /* loop ms of start */
+
   struct wschat__cluster_stats st;
 };
 
@@ -189,6 +201,9 @@ int wschat__cluster_cmd(struct wschat__cluster *cl,
                         void (*fn)(struct redisAsyncContext *, void *, void *),
                         void *privdata, int argc, const char **argv,
                         const size_t *argvlen);
+/* Writes what waits on the command connection now, not when the loop next
+ * polls it (a name's claim must leave before the member's welcome). */
+void wschat__cluster_flush(struct wschat__cluster *cl);
 int wschat__cluster_sub(struct wschat__cluster *cl,
                         void (*fn)(struct redisAsyncContext *, void *, void *),
                         int argc, const char **argv, const size_t *argvlen);
@@ -230,6 +245,9 @@ struct wschat__gate *wschat__cluster_gate(struct wschat__cluster *cl,
 int wschat__cluster_presence_init(struct wschat__cluster *cl);
 void wschat__cluster_presence_up(struct wschat__cluster *cl);
 void wschat__cluster_presence_tick(struct wschat__cluster *cl, uint64_t now);
+/* The first connection is up, or never came in time (up = 0): clients
+ * waiting to be named go on. */
+void wschat__cluster_release_waits(struct wschat__cluster *cl);
 void wschat__cluster_presence_free(struct wschat__cluster *cl);
 /* See struct wschat__chat's claim_async. */
 int wschat__cluster_claim_async(
@@ -237,6 +255,10 @@ int wschat__cluster_claim_async(
     void (*done)(struct wschat__member *m, const char *name, int rc,
                  void *arg),
     void (*drop)(void *arg), void *arg);
+/* See struct wschat__chat's name_check. */
+int wschat__cluster_name_check(struct wschat__cluster *cl, const char *name,
+                               uint64_t client,
+                               void (*done)(struct wschat_client *c));
 /* A message on the presence channel. */
 void wschat__cluster_presence_msg(struct wschat__cluster *cl, const char *p,
                                   size_t len);

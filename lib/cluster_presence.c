@@ -226,6 +226,8 @@ static void put_member(struct wschat__cluster *cl,
                      cl->node, val, chan};
   if (wschat__cluster_cmd(cl, on_claimed, x, 7, a, NULL) != 0)
     free(x);
+  else
+    wschat__cluster_flush(cl);
 }
 
 static void on_done(redisAsyncContext *ac, void *r, void *priv) {
@@ -306,6 +308,70 @@ int wschat__cluster_claim_async(
     /* Redis is away: judged here alone, now */
     free(x);
     done(m, name, 0, arg);
+  }
+  return 0;
+}
+
+/* ---- a name asked for at connect ---- */
+
+struct name_check {
+  struct wschat__cluster *cl;
+  uint64_t client;
+  void (*done)(struct wschat_client *c);
+};
+
+static void on_name_checked(redisAsyncContext *ac, void *r, void *priv) {
+  struct name_check *x = priv;
+  redisReply *reply = r;
+  (void)ac;
+  /* Another node's entry goes into the mirror now (the channel may bring
+   * it later); this node's own entries are its members' already. */
+  if (reply != NULL && reply->type == REDIS_REPLY_STRING)
+    mirror_set(x->cl, reply->str, reply->len);
+  struct wschat_client *c = wschat__server_client(x->cl->srv, x->client);
+  if (c != NULL)
+    x->done(c);
+  free(x);
+}
+
+int wschat__cluster_name_check(struct wschat__cluster *cl, const char *name,
+                               uint64_t client,
+                               void (*done)(struct wschat_client *c)) {
+  if (!cl->up) {
+    /* Just started: the registry will be there in a moment (a node that
+     * lost Redis later judges names alone, at once). */
+    if (cl->gen > 0 || strlen(name) > WSCHAT_NAME_MAX ||
+        wschat__cluster_now(cl) - cl->started_at >
+            WSCHAT__CLUSTER_CONNECT_TIMEOUT_MS)
+      return -1;
+    if (cl->nwaits == cl->capwaits) {
+      size_t cap = cl->capwaits ? cl->capwaits * 2 : 16;
+      void *v = realloc(cl->waits, cap * sizeof(*cl->waits));
+      if (v == NULL)
+        return -1;
+      cl->waits = v;
+      cl->capwaits = cap;
+    }
+    struct wschat__name_wait *w = &cl->waits[cl->nwaits++];
+    w->client = client;
+    memcpy(w->name, name, strlen(name) + 1);
+    w->done = done;
+    return 0;
+  }
+  if (name[0] == '\0')
+    return -1; /* a guest: nothing to ask */
+  struct name_check *x = malloc(sizeof(*x));
+  if (x == NULL)
+    return WSCHAT_ENOMEM;
+  x->cl = cl;
+  x->client = client;
+  x->done = done;
+  char key[WSCHAT_NAME_MAX + 1];
+  wschat__cluster_lower(key, sizeof(key), name);
+  const char *a[] = {"HGET", "wschat:users", key};
+  if (wschat__cluster_cmd(cl, on_name_checked, x, 3, a, NULL) != 0) {
+    free(x);
+    return -1;
   }
   return 0;
 }
@@ -486,7 +552,26 @@ void wschat__cluster_presence_free(struct wschat__cluster *cl) {
   for (size_t i = 0; i < cl->ndeltas; i++)
     free(cl->deltas[i].p);
   free(cl->deltas);
+  free(cl->waits);
+  cl->waits = NULL;
+  cl->nwaits = 0;
   if (cl->local)
     cl->local->ops->free(cl->local);
   cl->local = NULL;
+}
+
+void wschat__cluster_release_waits(struct wschat__cluster *cl) {
+  size_t n = cl->nwaits;
+  struct wschat__name_wait *w = cl->waits;
+  cl->waits = NULL;
+  cl->nwaits = cl->capwaits = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!cl->up ||
+        wschat__cluster_name_check(cl, w[i].name, w[i].client, w[i].done) !=
+            0) {
+      struct wschat_client *c = wschat__server_client(cl->srv, w[i].client);
+      if (c != NULL)
+        w[i].done(c);
+    }
+  free(w);
 }

@@ -26,6 +26,11 @@ static int claim_async(void *user, struct wschat__member *m, const char *name,
   return wschat__cluster_claim_async(user, m, name, done, drop, arg);
 }
 
+static int name_check(void *user, const char *name, uint64_t client,
+                      void (*done)(struct wschat_client *c)) {
+  return wschat__cluster_name_check(user, name, client, done);
+}
+
 static int node_id_ok(const char *id) {
   if (id == NULL || id[0] == '\0')
     return 1;
@@ -72,6 +77,7 @@ int wschat_server_set_cluster(struct wschat_server *srv, const char *url,
   ch->live_user = cl;
   ch->claim_async = claim_async;
   ch->claim_user = cl;
+  ch->name_check = name_check;
   if (history) {
     cl->history_on = 1;
     srv->history = &cl->history;
