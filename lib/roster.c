@@ -111,8 +111,8 @@ struct wschat__roster_room *wschat__roster_rooms(struct wschat__chat *ch,
   struct rooms r = {0};
   size_t nl = 0;
   struct wschat__room **local = wschat__rooms_sorted(&ch->rooms, &nl);
-  if (local == NULL && nl > 0)
-    return NULL;
+  if (local == NULL && ch->rooms.map.count > 0)
+    return NULL; /* NULL for rooms that exist: out of memory */
   for (size_t i = 0; i < nl && !r.failed; i++) {
     void *g = wschat__grow(r.v, r.n, &r.cap, sizeof(*r.v), 16);
     if (g == NULL) {
