@@ -113,7 +113,7 @@ struct wschat__roster_room *wschat__roster_rooms(struct wschat__chat *ch,
   struct wschat__room **local = wschat__rooms_sorted(&ch->rooms, &nl);
   if (local == NULL && ch->rooms.map.count > 0)
     return NULL; /* NULL for rooms that exist: out of memory */
-  for (size_t i = 0; i < nl && !r.failed; i++) {
+  for (size_t i = 0; local != NULL && i < nl && !r.failed; i++) {
     void *g = wschat__grow(r.v, r.n, &r.cap, sizeof(*r.v), 16);
     if (g == NULL) {
       r.failed = 1;
