@@ -428,6 +428,10 @@ struct wschat__cluster *wschat__cluster_new(struct wschat_server *srv,
   }
   snprintf(cl->node_chan, sizeof(cl->node_chan), "wschat:%d:n:%s",
            cl->url.db, cl->node);
+  uint64_t h = 1469598103934665603ull; /* FNV-1a of the node id */
+  for (const char *p = cl->node; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  cl->lane = h % WSCHAT__CLUSTER_LANES;
   cl->backoff_ms = WSCHAT__CLUSTER_BACKOFF_MIN_MS;
   wschat__cluster_bus_init(cl);
   wschat__cluster_history_init(cl);

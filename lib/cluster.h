@@ -54,6 +54,7 @@ enum {
   WSCHAT__CLUSTER_BACKOFF_MIN_MS = 100,
   WSCHAT__CLUSTER_BACKOFF_MAX_MS = 500,
   WSCHAT__CLUSTER_CONNECT_TIMEOUT_MS = 2000,
+  WSCHAT__CLUSTER_LANES = 1024, /* local-only ids: one class per node */
 };
 
 /* Scripts, loaded at each connect (SCRIPT LOAD) and run by EVALSHA. */
@@ -152,6 +153,7 @@ struct wschat__cluster {
   uint64_t epoch;      /* wschat:epoch (0: not known yet) */
   uint64_t max_id;     /* the largest id seen or made here */
   uint64_t local_from; /* an outage's first local-only id (0: none) */
+  uint64_t lane;       /* this node's class of local-only ids */
   uint64_t id_floor;   /* the last local-only id: nothing at or below it
                           is delivered here any more (ids never go back) */
 

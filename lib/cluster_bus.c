@@ -45,8 +45,14 @@ static void note_id(struct wschat__cluster *cl, uint64_t id) {
     cl->max_id = id;
 }
 
+/* An id for an event that stays on this node: above every id seen here,
+ * and in this node's own class modulo WSCHAT__CLUSTER_LANES (from its
+ * id), so that two nodes cut off at once rarely give one id to two
+ * events. */
 static uint64_t local_id(struct wschat__cluster *cl) {
-  uint64_t id = ++cl->max_id;
+  uint64_t lanes = WSCHAT__CLUSTER_LANES, id = cl->max_id + 1;
+  id += (cl->lane + lanes - id % lanes) % lanes;
+  cl->max_id = id;
   if (cl->local_from == 0)
     cl->local_from = id;
   cl->id_floor = id;
