@@ -327,12 +327,18 @@ static void remove_from(struct wschat__chat *ch, struct wschat__member *m,
 static void tell_leave(struct wschat__chat *ch, struct wschat__member *m,
                        const char *room, size_t was, const char *reason,
                        int self) {
-  if (ch->silent_leaves)
+  if (ch->silent_leaves && ch->remote_only == NULL)
     return; /* a shutdown: N clients told of N-1 others is N*N/2 frames */
   struct wschat_event *ev = make(WSCHAT_EVENT_LEAVE, m, room, NULL, NULL, 0,
                                  reason && reason[0] ? reason : NULL);
   if (ev == NULL)
     return;
+  if (ch->silent_leaves) { /* a cluster: the other nodes' members hear it */
+    stamp(ch, ev);
+    ch->remote_only(ch->remote_user, ev);
+    wschat__event_unref(ev);
+    return;
+  }
   if (quiet(ch, was)) {
     emit_to(ch, ev, self ? m : NULL, 0);
   } else if (self || wschat__room_find(&ch->rooms, room) == NULL) {

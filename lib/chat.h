@@ -81,6 +81,11 @@ struct wschat__chat {
    * go on at once). */
   int (*name_check)(void *user, const char *name, uint64_t client,
                     void (*done)(struct wschat_client *c));
+  /* Set in cluster mode (NULL: none): during a shutdown (silent_leaves)
+   * the other nodes are still told of each leave; ev (the chat keeps its
+   * reference) goes to them only, not to this node's members. */
+  void (*remote_only)(void *user, struct wschat_event *ev);
+  void *remote_user;
   uint64_t next_event;  /* the id of the last event stamped (0: none) */
   uint64_t first_event; /* the id of the first one stamped (0: none) */
   uint64_t next_guest, next_group, next_watch;

@@ -470,6 +470,9 @@ void wschat__cluster_close(struct wschat__cluster *cl) {
     const char *d[] = {"DEL", key};
     wschat__cluster_cmd(cl, on_ignore, NULL, 2, d, NULL);
   }
+  /* What is queued (the leaves of a shutdown, the DEL) leaves now: the
+   * connections are freed below, with whatever they still hold. */
+  wschat__cluster_flush(cl);
   cl->closing = 1;
   cl->up = 0;
   if (cl->nwaits)

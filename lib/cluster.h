@@ -81,6 +81,7 @@ struct wschat__cluster_op {
   uint8_t replied; /* it came (or the connection failed: failed) */
   uint8_t failed;
   uint8_t first; /* the event's first operation: it gives the id */
+  uint8_t remote_only; /* not for this node's members (a shutdown) */
 };
 enum { WSCHAT__OP_PUBLISH = 1, WSCHAT__OP_SEND, WSCHAT__OP_SEND_REMOTE };
 
@@ -239,6 +240,9 @@ int wschat__cluster_live_upto(struct wschat__cluster *cl, const char *room,
                               int at_sync, uint64_t *upto);
 /* Events waiting in every gate now. */
 uint64_t wschat__cluster_held(struct wschat__cluster *cl);
+/* A room event for the other nodes only (this node is shutting down). */
+void wschat__cluster_publish_remote(struct wschat__cluster *cl,
+                                    struct wschat_event *ev);
 /* The room's gate, by the room's name (any case), or NULL. */
 struct wschat__gate *wschat__cluster_gate(struct wschat__cluster *cl,
                                           const char *room);

@@ -397,7 +397,9 @@ static void finish(struct wschat__cluster *cl, struct wschat__cluster_op *o) {
       cl->st.published++;
     }
   }
-  if (o->kind == WSCHAT__OP_PUBLISH) {
+  if (o->remote_only) {
+    /* nobody here */
+  } else if (o->kind == WSCHAT__OP_PUBLISH) {
     if (o->failed || ev->room == NULL)
       deliver_room(cl, ev);
     else
@@ -522,6 +524,29 @@ static void bus_publish(struct wschat__bus *bus, struct wschat_event *ev) {
 void wschat__cluster_publish(struct wschat__cluster *cl,
                              struct wschat_event *ev) {
   bus_publish(&cl->bus, ev);
+}
+
+void wschat__cluster_publish_remote(struct wschat__cluster *cl,
+                                    struct wschat_event *ev) {
+  char chan[WSCHAT_ROOM_MAX + 40], key[WSCHAT_ROOM_MAX + 1];
+  if (ev->room == NULL || !can_queue(cl)) {
+    ev->id = local_id(cl); /* nobody to tell: the watchers see it */
+    wschat__chat_done(cl->chat, ev);
+    return;
+  }
+  wschat__cluster_lower(key, sizeof(key), ev->room);
+  snprintf(chan, sizeof(chan), "wschat:%d:r:%s", cl->url.db, key);
+  if (send_script(cl, ev, WSCHAT__SCRIPT_PUB, chan, 0) == 0) {
+    struct wschat__cluster_op *o = push(cl, ev, WSCHAT__OP_PUBLISH);
+    if (o != NULL) {
+      o->wait = o->first = o->remote_only = 1;
+      o->no = cl->next_no++;
+      return;
+    }
+    cl->next_no++;
+  }
+  ev->id = local_id(cl);
+  wschat__chat_done(cl->chat, ev);
 }
 
 static const char *remote_node(struct wschat__cluster *cl,

@@ -31,6 +31,10 @@ static int name_check(void *user, const char *name, uint64_t client,
   return wschat__cluster_name_check(user, name, client, done);
 }
 
+static void remote_only(void *user, struct wschat_event *ev) {
+  wschat__cluster_publish_remote(user, ev);
+}
+
 static int node_id_ok(const char *id) {
   if (id == NULL || id[0] == '\0')
     return 1;
@@ -78,6 +82,8 @@ int wschat_server_set_cluster(struct wschat_server *srv, const char *url,
   ch->claim_async = claim_async;
   ch->claim_user = cl;
   ch->name_check = name_check;
+  ch->remote_only = remote_only;
+  ch->remote_user = cl;
   if (history) {
     cl->history_on = 1;
     srv->history = &cl->history;
