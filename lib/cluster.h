@@ -8,8 +8,9 @@
  *                      held events), the counters for /metrics
  *   cluster_bus.c      the bus (bus.h): every event takes its id from
  *                      Redis (one script: INCR id, HINCRBY room seq, XADD,
- *                      PUBLISH), per-room channels while a room has local
- *                      members, one order per room (the seq gate)
+ *                      PUBLISH); the ring of operations waiting for replies
+ *   cluster_gate.c     per-room channels while a room has local members,
+ *                      one order per room (the seq gate), gaps
  *   cluster_presence.c the presence (presence.h): a name registry in a
  *                      Redis hash, a local mirror of the other nodes'
  *                      members kept through a presence channel, reaping
@@ -228,6 +229,20 @@ void wschat__cluster_bus_free(struct wschat__cluster *cl);
 /* A room event made here, without a local member: to every node. */
 void wschat__cluster_publish(struct wschat__cluster *cl,
                              struct wschat_event *ev);
+/* cluster_gate.c (the order per room): an event with its room seq, for
+ * the room's members here; the gates again after a reconnect; the 100 ms
+ * tick (gaps, unsubscribes); free. */
+void wschat__cluster_gate_offer(struct wschat__cluster *cl, uint64_t seq,
+                                struct wschat_event *ev);
+void wschat__cluster_gates_up(struct wschat__cluster *cl);
+void wschat__cluster_gates_tick(struct wschat__cluster *cl, uint64_t now);
+void wschat__cluster_gates_free(struct wschat__cluster *cl);
+/* cluster_bus.c: ev to this node's members of its room (everyone: no
+ * room); a message on any of the node's channels (hiredis's callback). */
+void wschat__cluster_deliver_room(struct wschat__cluster *cl,
+                                  struct wschat_event *ev);
+void wschat__cluster_on_msg(struct redisAsyncContext *ac, void *r,
+                            void *priv);
 /* A room has a local member (subscribe if new) / has none (unsubscribe
  * a second later if still none). */
 void wschat__cluster_room_used(struct wschat__cluster *cl, const char *room);
