@@ -172,6 +172,8 @@ int wschat__cluster_cmd(struct wschat__cluster *cl,
 }
 
 void wschat__cluster_flush(struct wschat__cluster *cl) {
+  if (cl->sub != NULL && cl->up)
+    redisAsyncHandleWrite(cl->sub);
   if (cl->cmd != NULL && cl->up)
     redisAsyncHandleWrite(cl->cmd);
 }

@@ -235,6 +235,9 @@ void wschat__cluster_publish(struct wschat__cluster *cl,
 void wschat__cluster_gate_offer(struct wschat__cluster *cl, uint64_t seq,
                                 struct wschat_event *ev);
 void wschat__cluster_gates_up(struct wschat__cluster *cl);
+/* The room's channel is subscribed (Redis confirmed it): catch up. */
+void wschat__cluster_gate_subscribed(struct wschat__cluster *cl,
+                                     const char *room);
 void wschat__cluster_gates_tick(struct wschat__cluster *cl, uint64_t now);
 void wschat__cluster_gates_free(struct wschat__cluster *cl);
 /* cluster_bus.c: ev to this node's members of its room (everyone: no

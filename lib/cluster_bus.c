@@ -103,7 +103,17 @@ void wschat__cluster_on_msg(redisAsyncContext *ac, void *r, void *priv) {
   (void)ac;
   if (cl == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
       reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
-      strcmp(reply->element[0]->str, "message") != 0)
+      reply->element[1]->type != REDIS_REPLY_STRING)
+    return;
+  if (strcmp(reply->element[0]->str, "subscribe") == 0) {
+    const char *k = reply->element[1]->str + 7; /* after "wschat:" */
+    while (*k >= '0' && *k <= '9')
+      k++;
+    if (strncmp(k, ":r:", 3) == 0)
+      wschat__cluster_gate_subscribed(cl, k + 3);
+    return;
+  }
+  if (strcmp(reply->element[0]->str, "message") != 0)
     return;
   const redisReply *chan = reply->element[1], *msg = reply->element[2];
   if (msg->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING)

@@ -228,6 +228,50 @@ static void fill(struct wschat__cluster *cl, struct wschat__gate *g) {
   gate_release(cl, g);
 }
 
+/* ---- catching up once the channel is there ---- */
+
+/* The SUBSCRIBE was confirmed: from now on the channel brings every event
+ * of the room. What was published between the sync and this moment (the
+ * two connections are not ordered) is read from the stream: the room's
+ * seq now, and if it is past the last delivered, the entries after it. */
+static void on_catchup(redisAsyncContext *ac, void *r, void *priv) {
+  struct wschat__cluster *cl = ac->data;
+  char *name = priv;
+  redisReply *reply = r;
+  struct wschat__gate *g = cl ? wschat__cluster_gate(cl, name) : NULL;
+  free(name);
+  if (g == NULL || !g->synced || g->filling || reply == NULL ||
+      reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+    return;
+  uint64_t seq = reply_u64(reply->element[0]);
+  if (seq <= g->last)
+    return; /* nothing missed */
+  char key[WSCHAT_ROOM_MAX + 40], from[32], count[24];
+  snprintf(key, sizeof(key), "wschat:hist:%s", g->key);
+  snprintf(from, sizeof(from), "(%llu-0", (unsigned long long)g->lastid);
+  snprintf(count, sizeof(count), "%llu",
+           (unsigned long long)(seq - g->last));
+  const char *a[] = {"XRANGE", key, from, "+", "COUNT", count};
+  char *copy = strdup(g->key);
+  if (copy != NULL && wschat__cluster_cmd(cl, on_fill, copy, 6, a, NULL) == 0)
+    g->filling = 1;
+  else
+    free(copy);
+}
+
+void wschat__cluster_gate_subscribed(struct wschat__cluster *cl,
+                                     const char *room) {
+  struct wschat__gate *g = wschat__cluster_gate(cl, room);
+  if (g == NULL)
+    return;
+  char key[WSCHAT_ROOM_MAX + 40];
+  snprintf(key, sizeof(key), "wschat:room:%s", g->key);
+  const char *a[] = {"HMGET", key, "seq", "id"};
+  char *name = strdup(g->key);
+  if (name == NULL || wschat__cluster_cmd(cl, on_catchup, name, 4, a, NULL) != 0)
+    free(name);
+}
+
 /* Stream entries [id, [s, seq, k, kind, e, payload]] into their gates. */
 static void offer_entries(struct wschat__cluster *cl, const redisReply *e) {
   for (size_t i = 0; i < e->elements; i++) {

@@ -170,6 +170,10 @@ static const struct wschat__conn_cbs conn_cbs = {
  * may become dirty while we go (a close tells a room): they are flushed in
  * the same pass. */
 static void flush_dirty(struct wschat_server *srv) {
+  /* Cluster mode: what this turn asked of Redis is written first, so that
+   * a client never hears of its own join or message before Redis does. */
+  if (srv->cluster != NULL)
+    wschat__server_cluster_flush(srv);
   if (srv->queued_total > srv->sess.conn.max_output_total)
     wschat__server_shed(srv); /* what was queued without a check (pongs, closes) */
   while (srv->ndirty > 0) {

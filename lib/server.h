@@ -133,6 +133,9 @@ void wschat__server_handle_done(struct wschat_server *srv);
 void wschat__server_cluster_start(struct wschat_server *srv);
 void wschat__server_cluster_close(struct wschat_server *srv);
 void wschat__server_cluster_free(struct wschat_server *srv);
+/* Writes the commands queued for Redis this loop turn (before the
+ * clients' output). */
+void wschat__server_cluster_flush(struct wschat_server *srv);
 
 /* The client with id, or NULL. */
 struct wschat_client *wschat__server_client(struct wschat_server *srv,

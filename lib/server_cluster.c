@@ -124,3 +124,7 @@ void wschat__server_cluster_free(struct wschat_server *srv) {
   wschat__cluster_free(cl);
   srv->cluster = NULL;
 }
+
+void wschat__server_cluster_flush(struct wschat_server *srv) {
+  wschat__cluster_flush(srv->cluster);
+}
