@@ -53,6 +53,11 @@
  * sender's slot in its room, the low 48 its own count. Lines a server with
  * history replays to a joiner ("[history] ...") are counted, not delivered.
  *
+ * Cluster runs (bench/cluster): --port2 P sends every second receiver (odd
+ * index) to a second node on port P, the sender staying on --port; each
+ * --also-pid PID adds that process's CPU (the other node, redis-server) to
+ * the server CPU, so deliveries per CPU-second count all of them.
+ *
  * With --server-pid the generator reads utime+stime from /proc/PID/stat at the
  * start and end of the measured window and VmRSS from /proc/PID/status, so CPU
  * and deliveries are measured over exactly the same interval.
@@ -296,6 +301,9 @@ static struct {
 	int msg_size;
 	int room_size; /* idle mode */
 	int server_pid, server_cpu;
+	int port2;        /* a second node for odd receivers (0: none) */
+	int also_pid[8];  /* more processes whose CPU counts as the server's */
+	int nalso;
 	int src_addrs; /* source addresses 127.0.0.2, .3, ... (0: 16 on loopback, else 1) */
 	int json;      /* speak wschat.v1.json */
 	int tls;       /* speak TLS (wss://) */
@@ -309,6 +317,17 @@ static struct {
 	.settle = 1.0, .hs_timeout = 30, .batch = 256, .retries = 5, .msg_size = 128, .room_size = 100,
 	.server_pid = 0, .server_cpu = -1, .room = "bench", .tag = "",
 };
+
+/* The server's CPU: --server-pid's and every --also-pid's. */
+static int64_t servers_cpu_ns(void)
+{
+	int64_t sum = proc_cpu_ns(opt.server_pid);
+	for (int i = 0; i < opt.nalso && sum >= 0; i++) {
+		int64_t v = proc_cpu_ns(opt.also_pid[i]);
+		sum = v < 0 ? -1 : sum + v;
+	}
+	return sum;
+}
 
 /* ----------------------------------------------------------- connections */
 
@@ -324,6 +343,7 @@ struct conn {
 	int fd, idx;
 	SSL *ssl;        /* --tls: owned, freed at close */
 	uint8_t state, role, tries, in_epoll_out;
+	uint8_t port2; /* connects to --port2 */
 	uint64_t t_connect;
 	struct buf in;   /* unparsed bytes (partial frame or handshake) */
 	struct buf frag; /* fragmented message being reassembled */
@@ -1319,11 +1339,11 @@ static void request_text(struct conn *c, char *out, size_t cap)
 	snprintf(out, cap,
 		 "GET /?name=%s&room=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
 		 "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
-		 name, room, opt.host, opt.port, opt.json ? "Sec-WebSocket-Protocol: " JSON_PROTOCOL "\r\n" : "",
+		 name, room, opt.host, c->port2 ? opt.port2 : opt.port, opt.json ? "Sec-WebSocket-Protocol: " JSON_PROTOCOL "\r\n" : "",
 		 opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
 }
 
-static struct sockaddr_in srv_addr;
+static struct sockaddr_in srv_addr, srv_addr2;
 
 static void conn_start(struct conn *c, uint64_t now)
 {
@@ -1351,7 +1371,8 @@ static void conn_start(struct conn *c, uint64_t now)
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die("epoll_ctl add: %s", strerror(errno));
 	c->in_epoll_out = 1;
-	if (connect(fd, (struct sockaddr *)&srv_addr, sizeof srv_addr) < 0 && errno != EINPROGRESS) {
+	const struct sockaddr_in *to = c->port2 ? &srv_addr2 : &srv_addr;
+	if (connect(fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS) {
 		set_err("connect: %s", strerror(errno));
 		conn_close(c, 1);
 	}
@@ -1658,6 +1679,8 @@ static void usage(void)
 	      "  --settle S         idle: quiet time before reading RSS [1]\n"
 	      "  --server-pid PID   read CPU and RSS of this process from /proc\n"
 	      "  --server-cpu N     the CPU the server is pinned to: also report that core's busy time\n"
+	      "  --port2 P          a second node: every odd receiver connects there (cluster)\n"
+	      "  --also-pid PID     add this process's CPU to the server's (repeatable, at most 8)\n"
 	      "  --tag STR          name prefix, to keep names unique across runs\n"
 	      "  --src-addrs N      connect from 127.0.0.2 ... 127.0.0.(N+1) [16 when HOST is 127.x, else 1]\n"
 	      "  -v                 progress on stderr\n",
@@ -1672,7 +1695,7 @@ int main(int argc, char **argv)
 		{"rate", 1, 0, 'r'}, {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'}, {"drain", 1, 0, 'D'},
 		{"connect-timeout", 1, 0, 'T'}, {"batch", 1, 0, 'b'}, {"msg-size", 1, 0, 's'},
 		{"room", 1, 0, 'R'}, {"room-size", 1, 0, 'g'}, {"hold", 1, 0, 'h'}, {"settle", 1, 0, 'S'},
-		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'},
+		{"hs-timeout", 1, 0, 'W'}, {"server-pid", 1, 0, 'P'}, {"server-cpu", 1, 0, 'C'}, {"port2", 1, 0, '2'}, {"also-pid", 1, 0, 'a'}, {"tag", 1, 0, 't'}, {"src-addrs", 1, 0, 'A'},
 		{"json", 0, 0, 'J'}, {"tls", 0, 0, 'L'}, {"deflate", 0, 0, 'Z'}, {"prose", 0, 0, 'X'},
 		{"verbose", 0, 0, 'v'}, {0, 0, 0, 0},
 	};
@@ -1715,6 +1738,12 @@ int main(int argc, char **argv)
 		case 'W': opt.hs_timeout = atof(optarg); break;
 		case 'P': opt.server_pid = atoi(optarg); break;
 		case 'C': opt.server_cpu = atoi(optarg); break;
+		case '2': opt.port2 = atoi(optarg); break;
+		case 'a':
+			if (opt.nalso == (int)(sizeof opt.also_pid / sizeof opt.also_pid[0]))
+				die("at most 8 --also-pid");
+			opt.also_pid[opt.nalso++] = atoi(optarg);
+			break;
 		case 't': opt.tag = optarg; break;
 		case 'A': opt.src_addrs = atoi(optarg); break;
 		case 'J': opt.json = 1; break;
@@ -1755,6 +1784,8 @@ int main(int argc, char **argv)
 	srv_addr.sin_port = htons((uint16_t)opt.port);
 	if (inet_pton(AF_INET, opt.host, &srv_addr.sin_addr) != 1)
 		die("bad host %s (an IPv4 address)", opt.host);
+	srv_addr2 = srv_addr;
+	srv_addr2.sin_port = htons((uint16_t)opt.port2);
 	if (opt.src_addrs <= 0)
 		opt.src_addrs = (ntohl(srv_addr.sin_addr.s_addr) >> 24) == 127 ? 16 : 1;
 
@@ -1780,6 +1811,7 @@ int main(int argc, char **argv)
 		conns[i].fd = -1;
 		conns[i].idx = i;
 		conns[i].role = opt.mode == M_ECHO ? R_ECHO : opt.mode == M_IDLE ? R_IDLE : opt.mode == M_ROOMS ? R_MEMBER : R_RECV;
+		conns[i].port2 = opt.port2 > 0 && conns[i].role == R_RECV && (i & 1);
 		if (opt.mode == M_ROOMS && !(conns[i].slot_seq = calloc((size_t)opt.room_size, sizeof(uint64_t))))
 			die("out of memory");
 	}
@@ -1790,7 +1822,7 @@ int main(int argc, char **argv)
 	int64_t rss0 = proc_rss_kb(opt.server_pid);
 	int64_t cpu0 = -1, cpu1 = -1, rss1 = -1, self0 = 0, self1 = 0;
 	if (opt.mode == M_FORM) { /* the window is the forming itself */
-		cpu0 = proc_cpu_ns(opt.server_pid);
+		cpu0 = servers_cpu_ns();
 		self0 = self_cpu_ns();
 		core_ok = !core_read(opt.server_cpu, &core_srv0) && !core_read(lg_cpu, &core_lg0);
 	}
@@ -1824,7 +1856,7 @@ int main(int argc, char **argv)
 	if (opt.mode == M_FORM) {
 		t_window_start = t0;
 		t_window_end = now_ns();
-		cpu1 = proc_cpu_ns(opt.server_pid);
+		cpu1 = servers_cpu_ns();
 		self1 = self_cpu_ns();
 		core_ok = core_ok && !core_read(opt.server_cpu, &core_srv1) && !core_read(lg_cpu, &core_lg1);
 		rss1 = proc_rss_kb(opt.server_pid);
@@ -1869,7 +1901,7 @@ int main(int argc, char **argv)
 		uint64_t now = now_ns();
 		if (!window_started && now >= ws) {
 			window_started = 1;
-			cpu0 = proc_cpu_ns(opt.server_pid);
+			cpu0 = servers_cpu_ns();
 			self0 = self_cpu_ns();
 			core_ok = !core_read(opt.server_cpu, &core_srv0) && !core_read(lg_cpu, &core_lg0);
 			if (opt.mode == M_ECHO) {
@@ -1957,7 +1989,7 @@ int main(int argc, char **argv)
 		if (st.deliveries_total != before)
 			last_delivery = now_ns();
 	}
-	cpu1 = proc_cpu_ns(opt.server_pid);
+	cpu1 = servers_cpu_ns();
 	self1 = self_cpu_ns();
 	core_ok = core_ok && !core_read(opt.server_cpu, &core_srv1) && !core_read(lg_cpu, &core_lg1);
 	rss1 = proc_rss_kb(opt.server_pid);

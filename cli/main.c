@@ -96,6 +96,12 @@ static const struct flag flags[] = {
      "full: each message is on disk before anyone receives it"},
     {"--history-max-per-room", "N", "10000",
      "events kept per room (older ones are pruned)"},
+    {"--redis", "URL", NULL,
+     "cluster mode: share rooms, names, whispers and history with the other "
+     "nodes on this Redis (redis://HOST:PORT[/DB]); history then lives in "
+     "Redis (unless --no-history), see docs/CLUSTER.md"},
+    {"--node-id", "ID", NULL,
+     "this node's name in the cluster (default: host:pid:random)"},
     {"--drain-seconds", "S", "10",
      "on SIGTERM stop accepting, then close clients in batches over S "
      "seconds with 1012 (service restart) so they come back; a second "
@@ -529,6 +535,7 @@ struct settings {
   int log_level, log_json;
   const char *jwt_secret, *jwt_secret_file, *jwt_key;
   const char *tls_cert, *tls_key, *tls_ca;
+  const char *redis, *node_id; /* cluster mode (NULL: none) */
 };
 
 /* Parses argv into st (set to its defaults first). Returns -1 to go on,
@@ -609,6 +616,13 @@ static int parse(struct settings *st, int argc, char **argv) {
         return fail("--history needs a file name%s%s", "", "");
       st->hist.path = val;
       st->history = 1;
+    } else if (strcmp(name, "--redis") == 0) {
+      if (strncmp(val, "redis://", 8) != 0 || val[8] == '\0')
+        return fail("invalid --redis %s (expected redis://HOST:PORT[/DB])%s",
+                    val, "");
+      st->redis = val;
+    } else if (strcmp(name, "--node-id") == 0) {
+      st->node_id = val;
     } else if (strcmp(name, "--no-history") == 0) {
       st->history = 0;
     } else if (strcmp(name, "--no-metrics") == 0) {
@@ -945,6 +959,21 @@ int main(int argc, char **argv) {
     return 1;
   }
   cli.tls = st->tls_cert != NULL;
+  if (st->redis != NULL && !echo) {
+    struct wschat_cluster_options co = {
+        .node_id = st->node_id,
+        .history = history,
+        .max_per_room = hist.max_per_room,
+    };
+    if ((r = wschat_server_set_cluster(cli.srv, st->redis, &co)) != 0) {
+      fprintf(stderr, "chat-cli: --redis %s: %s\n", st->redis,
+              r == WSCHAT_EINVAL ? "invalid URL or --node-id"
+                                 : wschat_strerror(r));
+      wschat_server_free(cli.srv);
+      return 2;
+    }
+    history = 0; /* in Redis: no SQLite file */
+  }
   if (history && !echo &&
       (r = wschat_server_open_history(cli.srv, &hist)) != 0) {
     /* The store said why on stderr. The chat is worth more than its

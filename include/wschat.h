@@ -1227,6 +1227,38 @@ WSCHAT_EXTERN int wschat_http_respond(struct wschat_http_request *req,
                                       int status, const char *content_type,
                                       const void *body, size_t len);
 
+/* ---------------------------------------------------------------------- */
+/* Cluster mode: several servers (nodes) share rooms, presence, whispers
+ * and history through Redis (docs/CLUSTER.md). Every event takes its id
+ * from Redis (strictly increasing cluster-wide, one order per room); a
+ * node subscribes to a room's channel while it has members there. Without
+ * Redis a node goes on serving its own members (events stay on it) and
+ * reconnects with backoff. */
+
+struct wschat_cluster_options {
+  const char *node_id; /* this node's name in Redis (copied; at most 100
+                          bytes, no spaces); NULL or "": host:pid:random */
+  int history;         /* 1: room history in Redis streams becomes the
+                          server's store (recovery works on every node) */
+  size_t max_per_room; /* history: entries kept per room, about (MAXLEN ~;
+                          0: 10,000) */
+};
+
+/*
+ * Makes srv a node of the cluster on the Redis server at url
+ * ("redis://HOST:PORT[/DB]", copied). Before wschat_server_listen() only,
+ * and not with another history store (with opt->history). The node
+ * connects when it listens, and never waits for Redis on the loop: if
+ * Redis is not there yet, it serves its own members and keeps trying.
+ * opt may be NULL (no history, a made-up node id). Loop thread. The
+ * server owns what this makes (freed with it).
+ * Returns 0, WSCHAT_EINVAL (not such a URL, a bad node id), WSCHAT_ESTATE
+ * (listening, a cluster or a history store set already) or WSCHAT_ENOMEM.
+ */
+WSCHAT_EXTERN int
+wschat_server_set_cluster(struct wschat_server *srv, const char *url,
+                          const struct wschat_cluster_options *opt);
+
 #ifdef __cplusplus
 }
 #endif

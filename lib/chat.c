@@ -107,6 +107,10 @@ static void watch(struct wschat__chat *ch, struct wschat_event *ev) {
 }
 
 static void stamp(struct wschat__chat *ch, struct wschat_event *ev) {
+  if (ch->deferred) { /* the bus gives the id (see chat.h) */
+    ev->ts = wall_ms();
+    return;
+  }
   struct wschat__history *h = ch->history;
   ev->id = h ? h->ops->next_id(h) : ch->next_event + 1;
   ch->next_event = ev->id;
@@ -120,9 +124,24 @@ static void stamp(struct wschat__chat *ch, struct wschat_event *ev) {
  * to report as incomplete: the chat goes on. */
 static void store(struct wschat__chat *ch, const struct wschat_event *ev) {
   struct wschat__history *h = ch->history;
-  if (h != NULL && ev->room != NULL && ev->kind != WSCHAT_EVENT_NOTICE &&
+  if (h != NULL && !ch->deferred && ev->room != NULL && ev->kind != WSCHAT_EVENT_NOTICE &&
       ev->kind != WSCHAT_EVENT_WHISPER)
     (void)h->ops->append(h, ev);
+}
+
+/* The watchers see ev now, or (deferred) when the bus has given it its
+ * id: wschat__chat_done(). */
+static void watched(struct wschat__chat *ch, struct wschat_event *ev) {
+  if (!ch->deferred)
+    watch(ch, ev);
+}
+
+void wschat__chat_done(struct wschat__chat *ch, struct wschat_event *ev) {
+  if (ev->id > ch->next_event)
+    ch->next_event = ev->id;
+  if (ch->first_event == 0)
+    ch->first_event = ev->id;
+  watch(ch, ev);
 }
 
 /* Stamps ev, stores it, publishes it (to its room or everyone), lets the
@@ -131,7 +150,7 @@ static void emit(struct wschat__chat *ch, struct wschat_event *ev) {
   stamp(ch, ev);
   store(ch, ev);
   ch->bus->ops->publish(ch->bus, ev);
-  watch(ch, ev);
+  watched(ch, ev);
   wschat__event_unref(ev);
 }
 
@@ -142,9 +161,9 @@ static void emit_to(struct wschat__chat *ch, struct wschat_event *ev,
   stamp(ch, ev);
   if (keep)
     store(ch, ev);
-  if (only)
+  if (only || ch->deferred) /* deferred: the bus gives the id */
     ch->bus->ops->send(ch->bus, ev, only, WSCHAT__TO_RECIPIENT);
-  watch(ch, ev);
+  watched(ch, ev);
   wschat__event_unref(ev);
 }
 
@@ -232,7 +251,7 @@ int wschat__chat_rename(struct wschat__chat *ch, struct wschat__member *m,
   for (size_t i = 0; i < k; i++)
     ch->bus->ops->publish(ch->bus, evs[i]);
   for (size_t i = 0; i < k; i++) {
-    watch(ch, evs[i]);
+    watched(ch, evs[i]);
     wschat__event_unref(evs[i]);
   }
   free(evs);
@@ -308,12 +327,18 @@ static void remove_from(struct wschat__chat *ch, struct wschat__member *m,
 static void tell_leave(struct wschat__chat *ch, struct wschat__member *m,
                        const char *room, size_t was, const char *reason,
                        int self) {
-  if (ch->silent_leaves)
+  if (ch->silent_leaves && ch->remote_only == NULL)
     return; /* a shutdown: N clients told of N-1 others is N*N/2 frames */
   struct wschat_event *ev = make(WSCHAT_EVENT_LEAVE, m, room, NULL, NULL, 0,
                                  reason && reason[0] ? reason : NULL);
   if (ev == NULL)
     return;
+  if (ch->silent_leaves) { /* a cluster: the other nodes' members hear it */
+    stamp(ch, ev);
+    ch->remote_only(ch->remote_user, ev);
+    wschat__event_unref(ev);
+    return;
+  }
   if (quiet(ch, was)) {
     emit_to(ch, ev, self ? m : NULL, 0);
   } else if (self || wschat__room_find(&ch->rooms, room) == NULL) {
@@ -323,7 +348,7 @@ static void tell_leave(struct wschat__chat *ch, struct wschat__member *m,
     ch->bus->ops->publish(ch->bus, ev);
     if (self)
       ch->bus->ops->send(ch->bus, ev, m, WSCHAT__TO_RECIPIENT);
-    watch(ch, ev);
+    watched(ch, ev);
     wschat__event_unref(ev);
   } else {
     emit(ch, ev);
@@ -491,7 +516,7 @@ int wschat__chat_whisper(struct wschat__chat *ch, struct wschat__member *m,
   stamp(ch, ev);
   ch->bus->ops->send(ch->bus, ev, t, WSCHAT__TO_RECIPIENT);
   ch->bus->ops->send(ch->bus, ev, m, WSCHAT__TO_SENDER);
-  watch(ch, ev);
+  watched(ch, ev);
   wschat__event_unref(ev);
   return 0;
 }

@@ -55,6 +55,37 @@ struct wschat__chat {
   struct wschat__history *history;
   wschat__enter_fn on_enter;
   void *on_enter_user;
+  /* 1 (a cluster bus): events are not stamped or stored here; the bus
+   * gives each its id (and the store has it) later, then calls
+   * wschat__chat_done(), which lets the watchers see it. */
+  int deferred;
+  /* Set with deferred: for a joiner's replay, the id of the last event of
+   * room delivered here (at_sync: when the room's order was first known);
+   * returns 1, or 0 if not known yet. */
+  int (*live_upto)(void *user, const char *room, int at_sync, uint64_t *upto);
+  void *live_user;
+  /* Set in cluster mode (NULL: none): a rename first takes the name in
+   * the cluster's registry; done(m, name, rc, arg) runs later on the loop
+   * with rc 0 (the name is this node's now: rename) or
+   * WSCHAT_ENAMETAKEN, and never if m is gone meanwhile (arg is then
+   * given to drop(arg)). Returns 0, or an error (done never runs). */
+  int (*claim_async)(void *user, struct wschat__member *m, const char *name,
+                     void (*done)(struct wschat__member *m, const char *name,
+                                  int rc, void *arg),
+                     void (*drop)(void *arg), void *arg);
+  void *claim_user;
+  /* Set in cluster mode (NULL: none): before a client named at connect
+   * enters, the registry is asked about name (the mirror then knows the
+   * answer) and done(c) runs later on the loop if the client with that id
+   * is still there. Returns 0, or nonzero (Redis is away: done never runs;
+   * go on at once). */
+  int (*name_check)(void *user, const char *name, uint64_t client,
+                    void (*done)(struct wschat_client *c));
+  /* Set in cluster mode (NULL: none): during a shutdown (silent_leaves)
+   * the other nodes are still told of each leave; ev (the chat keeps its
+   * reference) goes to them only, not to this node's members. */
+  void (*remote_only)(void *user, struct wschat_event *ev);
+  void *remote_user;
   uint64_t next_event;  /* the id of the last event stamped (0: none) */
   uint64_t first_event; /* the id of the first one stamped (0: none) */
   uint64_t next_guest, next_group, next_watch;
@@ -78,6 +109,9 @@ struct wschat__chat {
  * Returns 0 or WSCHAT_ENOMEM (nothing to free then). */
 int wschat__chat_init(struct wschat__chat *ch, struct wschat_server *srv,
                       wschat__deliver_fn deliver, void *user);
+/* A deferred event has its id (the bus calls it once per event, after
+ * its delivery here): the watchers see it. */
+void wschat__chat_done(struct wschat__chat *ch, struct wschat_event *ev);
 /* Frees what the chat owns; every member must have left. */
 void wschat__chat_free(struct wschat__chat *ch);
 

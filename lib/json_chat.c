@@ -16,6 +16,7 @@
 #include "json_proto.h"
 #include "json_view.h"
 #include "presence.h"
+#include "roster.h"
 #include "replay.h"
 #include "session_env.h"
 #include "utf8.h"
@@ -205,54 +206,73 @@ int wschat__json_open(struct wschat_client *c, const char *query,
 
 /* ---- requests ---- */
 
-static int by_member_name(const void *a, const void *b) {
-  return strcasecmp((*(struct wschat__member *const *)a)->name,
-                    (*(struct wschat__member *const *)b)->name);
+/* Cluster mode's rename: refused at once, or after the registry. */
+static int nick_check(struct wschat__chat *ch, struct wschat__member *m,
+                      const char *name) {
+  if (!wschat__name_valid(name, strlen(name)))
+    return WSCHAT_ENAME;
+  struct wschat__presence *p = ch->presence;
+  struct wschat__member *o = p->ops->find(p, name);
+  if (o != NULL && o != m)
+    return WSCHAT_ENAMETAKEN;
+  if (o == NULL && p->ops->reserved(p, name))
+    return WSCHAT_ERESERVED;
+  return 0;
+}
+
+static void nick_drop(void *arg) {
+  if (arg)
+    json_decref(arg);
+}
+
+static void nick_done(struct wschat__member *m, const char *name, int rc,
+                      void *arg) {
+  json_t *ref = arg;
+  struct wschat_client *c = m->client;
+  if (rc == 0)
+    rc = wschat__chat_rename(chat_of(c), m, name);
+  if (rc != 0)
+    chat_error(c, rc, 0, name, ref);
+  nick_drop(ref);
 }
 
 static void req_users(struct wschat_client *c,
                       const struct wschat__json_req *q) {
   struct wschat__chat *ch = chat_of(c);
-  struct wschat__member **src;
-  size_t cap;
+  struct wschat__room *r = NULL;
   if (q->room != NULL) {
-    struct wschat__room *r = wschat__room_find(&ch->rooms, q->room);
-    if (r == NULL) {
+    r = wschat__room_find(&ch->rooms, q->room);
+    if (r == NULL && !ch->deferred) {
       chat_error(c, WSCHAT_ENOTFOUND, 1, q->room, q->ref);
       return;
     }
-    src = r->members;
-    cap = r->n;
-  } else {
-    src = ch->rooms.all;
-    cap = ch->rooms.nall;
   }
-  struct wschat__member **v = malloc((cap ? cap : 1) * sizeof(*v));
-  const char **names = malloc((cap ? cap : 1) * sizeof(*names));
+  size_t n = 0;
+  struct wschat__roster_user *v = wschat__roster_users(ch, q->room, &n);
+  const char **names = malloc((n ? n : 1) * sizeof(*names));
   if (v == NULL || names == NULL) {
     free(v);
     free(names);
     send_error(c, WSCHAT__JERR_INTERNAL, "out of memory, try again", q->ref);
     return;
   }
-  size_t n = 0;
-  for (size_t i = 0; i < cap; i++)
-    if (src[i]->nrooms > 0)
-      v[n++] = src[i];
-  qsort(v, n, sizeof(*v), by_member_name);
+  if (q->room != NULL && r == NULL && n == 0) { /* no such room anywhere */
+    free(v);
+    free(names);
+    chat_error(c, WSCHAT_ENOTFOUND, 1, q->room, q->ref);
+    return;
+  }
   for (size_t i = 0; i < n; i++)
-    names[i] = v[i]->name;
-  struct wschat__room *r =
-      q->room ? wschat__room_find(&ch->rooms, q->room) : NULL;
-  send_new(c, wschat__json_users(r ? r->name : NULL, names, n, q->ref));
+    names[i] = v[i].name;
+  send_new(c, wschat__json_users(r ? r->name : q->room, names, n, q->ref));
   free(v);
   free(names);
 }
 
 static void req_rooms(struct wschat_client *c,
                       const struct wschat__json_req *q) {
-  size_t n;
-  struct wschat__room **v = wschat__rooms_sorted(&chat_of(c)->rooms, &n);
+  size_t n = 0;
+  struct wschat__roster_room *v = wschat__roster_rooms(chat_of(c), &n);
   struct wschat__json_room *out = malloc((n ? n : 1) * sizeof(*out));
   if (v == NULL || out == NULL) {
     free(v);
@@ -261,7 +281,7 @@ static void req_rooms(struct wschat_client *c,
     return;
   }
   for (size_t i = 0; i < n; i++)
-    out[i] = (struct wschat__json_room){v[i]->name, v[i]->n};
+    out[i] = (struct wschat__json_room){v[i].name, v[i].n};
   send_new(c, wschat__json_rooms(out, n, q->ref));
   free(v);
   free(out);
@@ -446,6 +466,19 @@ static void dispatch(struct wschat_client *c, const struct wschat__json_req *q) 
       char msg[80];
       snprintf(msg, sizeof(msg), "you are already %s", m->name);
       send_error(c, WSCHAT__JERR_NAME_TAKEN, msg, q->ref);
+      return;
+    }
+    if (ch->claim_async != NULL) { /* cluster mode: the registry first */
+      json_t *ref = q->ref ? json_incref(q->ref) : NULL;
+      rc = nick_check(ch, m, q->name);
+      if (rc == 0)
+        rc = ch->claim_async(ch->claim_user, m, q->name, nick_done, nick_drop,
+                             ref);
+      if (rc != 0) {
+        chat_error(c, rc, 0, q->name, q->ref);
+        if (ref)
+          json_decref(ref);
+      }
       return;
     }
     rc = wschat__chat_rename(ch, m, q->name);

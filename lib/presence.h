@@ -43,6 +43,14 @@ struct wschat__presence_ops {
   void (*left)(struct wschat__presence *p, struct wschat__room *room,
                struct wschat__member *m);
   void (*free)(struct wschat__presence *p);
+  /* The members of other nodes (a cluster backend; NULL in the local
+   * one): fn(arg, name, rooms, n) for each, rooms in joining order (the
+   * last is the current room). For /users, /rooms and their JSON
+   * replies; fn must not change the presence. */
+  void (*each_remote)(struct wschat__presence *p,
+                      void (*fn)(void *arg, const char *name,
+                                 const char *const *rooms, size_t n),
+                      void *arg);
 };
 
 struct wschat__presence {

@@ -125,7 +125,7 @@ static void local_free(struct wschat__presence *p) {
 
 static const struct wschat__presence_ops local_ops = {
     claim,     named,    release, find, reserve,
-    unreserve, reserved, noop,    noop, local_free,
+    unreserve, reserved, noop,    noop, local_free, NULL,
 };
 
 struct wschat__presence *wschat__presence_local_new(void) {

@@ -27,6 +27,8 @@ struct wschat__read {
   /* JOIN: the last event id made before the read; anything newer in the
    * answer was (or will be) delivered live, so it is left out. */
   uint64_t upto;
+  int upto_late; /* a cluster room not in order yet: upto comes later */
+  int cluster;   /* upto is the room's, from the cluster's gate */
   struct wschat__frame **frames; /* owned (one reference each) */
   size_t nframes;
   json_t *ref; /* owned reference, or NULL */
@@ -243,7 +245,13 @@ static void on_page(struct wschat__history_page *page, void *user) {
    * asked for (ours does not; an application's may): those events reach
    * a joiner live, after its replay, and must not come twice. */
   uint64_t upto = r->upto;
-  if (upto == 0) { /* asked before this process made any event: every
+  struct wschat__chat *ch = wschat__session_env(c)->chat;
+  if (r->upto_late &&
+      ch->live_upto(ch->live_user, r->room, 1, &upto) == 0)
+    upto = UINT64_MAX; /* never ordered: nothing came live */
+  if (r->cluster) {
+    /* upto is the room's own */
+  } else if (upto == 0) { /* asked before this process made any event: every
                       event it made since is newer than the read */
     uint64_t first = wschat__session_env(c)->chat->first_event;
     upto = first ? first - 1 : UINT64_MAX;
@@ -287,7 +295,12 @@ int wschat__replay_start(struct wschat_client *c,
   r->c = c;
   r->why = why;
   r->kind = q->kind;
-  r->upto = wschat__session_env(c)->chat->next_event;
+  struct wschat__chat *ch = wschat__session_env(c)->chat;
+  r->upto = ch->next_event;
+  if (ch->live_upto != NULL) {
+    r->cluster = 1;
+    r->upto_late = ch->live_upto(ch->live_user, q->room, 0, &r->upto) == 0;
+  }
   r->ref = ref ? json_incref(ref) : NULL;
   snprintf(r->room, sizeof(r->room), "%s", q->room);
   int ordered = why == WSCHAT__REPLAY_JOIN;

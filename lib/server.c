@@ -171,6 +171,10 @@ static const struct wschat__conn_cbs conn_cbs = {
  * may become dirty while we go (a close tells a room): they are flushed in
  * the same pass. */
 static void flush_dirty(struct wschat_server *srv) {
+  /* Cluster mode: what this turn asked of Redis is written first, so that
+   * a client never hears of its own join or message before Redis does. */
+  if (srv->cluster != NULL)
+    wschat__server_cluster_flush(srv);
   if (srv->queued_total > srv->sess.conn.max_output_total)
     wschat__server_shed(srv); /* what was queued without a check (pongs, closes) */
   while (srv->ndirty > 0) {
@@ -556,6 +560,7 @@ int wschat_server_listen(struct wschat_server *srv, const char *host,
   uv_timer_start(&srv->sweep, on_sweep, period, period);
   uv_timer_start(&srv->lag, on_lag, LAG_PERIOD_MS, LAG_PERIOD_MS);
   srv->listening = 1;
+  wschat__server_cluster_start(srv);
   struct wschat_log_field f[] = {{"host", host, 0}, {"port", NULL, srv->port}};
   wschat__log_event(&srv->log, WSCHAT_LOG_INFO, "listen", f, 2);
   return 0;

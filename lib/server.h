@@ -102,6 +102,10 @@ struct wschat_server {
   int history_closed;
   struct wschat_history_stats history_last; /* the counters at close */
 
+  /* Cluster mode (server_cluster.c; NULL: none): owned, freed after the
+   * chat (its bus and presence are the chat's). */
+  struct wschat__cluster *cluster;
+
   char rbuf[WSCHAT__READ_BUF]; /* the shared read buffer */
   char wbuf[WSCHAT__GATHER];   /* the shared gather buffer for writes */
 };
@@ -121,6 +125,17 @@ void wschat__server_shed(struct wschat_server *srv);
 /* server_stop.c: every client is gone (shutting down): closes the
  * server's remaining handles; on_shutdown runs when the last is closed. */
 void wschat__server_close_handles(struct wschat_server *srv);
+/* One of the server's handles is closed (the last: on_shutdown runs). */
+void wschat__server_handle_done(struct wschat_server *srv);
+
+/* server_cluster.c: the cluster starts with the listener and closes with
+ * the handles (one of handles_open until it is closed). */
+void wschat__server_cluster_start(struct wschat_server *srv);
+void wschat__server_cluster_close(struct wschat_server *srv);
+void wschat__server_cluster_free(struct wschat_server *srv);
+/* Writes the commands queued for Redis this loop turn (before the
+ * clients' output). */
+void wschat__server_cluster_flush(struct wschat_server *srv);
 
 /* The client with id, or NULL. */
 struct wschat_client *wschat__server_client(struct wschat_server *srv,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "deflate.h"
 #include "log.h"
 #include "server.h"
@@ -46,6 +47,11 @@ static void one(struct out *o, const char *name, const char *type,
                 const char *help, uint64_t v) {
   family(o, name, type, help);
   put(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void cluster_line(void *o, const char *name, const char *type,
+                         const char *help, uint64_t v) {
+  one(o, name, type, help, v);
 }
 
 static const char *const refused_reason[WSCHAT__REFUSED_KINDS] = {
@@ -203,6 +209,8 @@ size_t wschat_server_metrics(struct wschat_server *srv, char *buf, size_t cap) {
         "The most bytes that ever waited for the history writer.",
         h.queue_peak);
   }
+  if (srv->cluster != NULL)
+    wschat__cluster_metrics(srv->cluster, cluster_line, &o);
   if (o.len < cap)
     buf[o.len] = '\0';
   else if (cap > 0)

@@ -14,7 +14,7 @@
 
 /* ---- shutdown and free ---- */
 
-static void handle_done(struct wschat_server *srv) {
+void wschat__server_handle_done(struct wschat_server *srv) {
   if (--srv->handles_open == 0) {
     srv->sess.shutting_down = 3;
     if (srv->on_shutdown)
@@ -22,10 +22,10 @@ static void handle_done(struct wschat_server *srv) {
   }
 }
 
-static void on_handle_closed(uv_handle_t *h) { handle_done(h->data); }
+static void on_handle_closed(uv_handle_t *h) { wschat__server_handle_done(h->data); }
 
 static void on_post_closed(uv_handle_t *h) {
-  handle_done(((struct wschat__post_queue *)h->data)->srv);
+  wschat__server_handle_done(((struct wschat__post_queue *)h->data)->srv);
 }
 
 /* Every client is gone: close our remaining handles. */
@@ -36,6 +36,7 @@ void wschat__server_close_handles(struct wschat_server *srv) {
   uv_close((uv_handle_t *)&srv->sweep, on_handle_closed);
   uv_close((uv_handle_t *)&srv->lag, on_handle_closed);
   uv_close((uv_handle_t *)&srv->drain, on_handle_closed);
+  wschat__server_cluster_close(srv);
   /* The store writes what it has; its answers to reads are posted. */
   wschat__server_close_history(srv);
   /* What was posted runs now; nothing more is taken. */
@@ -187,6 +188,7 @@ int wschat_server_free(struct wschat_server *srv) {
     return WSCHAT_ESTATE;
   wschat__server_close_history(srv); /* never listened */
   wschat__chat_free(&srv->chat);
+  wschat__server_cluster_free(srv);
   wschat__routes_free(&srv->routes);
   wschat__post_free(&srv->posts);
   wschat__session_env_free(&srv->sess);

@@ -267,6 +267,40 @@ void wschat__session_decide(struct wschat_client *c) {
   open_client(c);
 }
 
+/* Cluster mode: the name a client asks for at connect is looked up in the
+ * cluster's registry first (another node may have taken it a moment ago
+ * and this node's mirror not know yet); the client waits, deferred, for
+ * the answer (and, on a node just started, for its first connection to
+ * Redis, at most 2 s). Returns 1 if it waits. */
+static void name_checked(struct wschat_client *c) {
+  if (c->conn.state != WSCHAT__CONN_HTTP || !c->deferred)
+    return;
+  wschat__session_decide(c);
+  wschat__conn_resume(&c->conn);
+}
+
+static int cluster_name_check(struct wschat_client *c) {
+  const struct wschat__session_env *env = wschat__session_env(c);
+  struct wschat__chat *ch = env->chat;
+  if (ch == NULL || ch->name_check == NULL || env->mode != WSCHAT_MODE_CHAT)
+    return 0;
+  char want[WSCHAT_NAME_MAX + 1];
+  const char *name = c->hs->name;
+  if (name[0] == '\0') {
+    const char *query = c->path + strlen(c->path) + 1;
+    int n = wschat__http_query_param(query, strlen(query), "name", want,
+                                     sizeof(want));
+    /* no name (a guest): it still waits while a new node connects */
+    name = n > 0 && wschat__name_valid(want, (size_t)n) ? want : "";
+  }
+  c->deferred = 1;
+  if (ch->name_check(ch->claim_user, name, c->member.id, name_checked) != 0) {
+    c->deferred = 0;
+    return 0;
+  }
+  return 1;
+}
+
 void wschat__session_on_request(struct wschat__conn *conn) {
   struct wschat_client *c = wschat__client_of(conn);
   const struct wschat__session_env *env = wschat__session_env(c);
@@ -313,6 +347,8 @@ void wschat__session_on_request(struct wschat__conn *conn) {
     return; /* closed by the hook */
   if (c->deferred && !env->shutting_down)
     return; /* decided later (a shutdown answers 503 now) */
+  if (cluster_name_check(c))
+    return; /* decided when the cluster's registry answered */
   wschat__session_decide(c);
 }
 

@@ -11,6 +11,7 @@
 #include "command.h"
 #include "http.h"
 #include "presence.h"
+#include "roster.h"
 #include "room.h"
 #include "utf8.h"
 
@@ -192,6 +193,36 @@ char *wschat__text_help(const struct wschat__chat *ch) {
   return b.p;
 }
 
+/* What a rename would refuse at once (cluster mode checks this before it
+ * asks the registry). */
+static int nick_check(struct wschat__chat *ch, struct wschat__member *m,
+                      const char *name) {
+  if (!wschat__name_valid(name, strlen(name)))
+    return WSCHAT_ENAME;
+  struct wschat__presence *p = ch->presence;
+  struct wschat__member *o = p->ops->find(p, name);
+  if (o != NULL && o != m)
+    return WSCHAT_ENAMETAKEN;
+  if (o == NULL && p->ops->reserved(p, name))
+    return WSCHAT_ERESERVED;
+  return 0;
+}
+
+static void nick_done(struct wschat__member *m, const char *name, int rc,
+                      void *arg) {
+  const struct wschat__text *t = arg;
+  char line[200], show[64];
+  snprintf(show, sizeof(show), "%s", name);
+  if (rc == 0)
+    rc = wschat__chat_rename(t->chat, m, name);
+  if (rc != 0) {
+    name_error(line, sizeof(line), rc, show);
+    reply(t, m, line);
+  }
+}
+
+static void nick_drop(void *arg) { (void)arg; }
+
 static void cmd_nick(const struct wschat__text *t, struct wschat__member *m,
                      const struct wschat__cmd *cmd) {
   char name[64], show[64], line[200];
@@ -210,7 +241,19 @@ static void cmd_nick(const struct wschat__text *t, struct wschat__member *m,
     replyf(t, m, "! you are already %s", m->name);
     return;
   }
-  int r = wschat__chat_rename(t->chat, m, name);
+  struct wschat__chat *ch = t->chat;
+  if (ch->claim_async != NULL) { /* cluster mode: the registry first */
+    int r = nick_check(ch, m, name);
+    if (r == 0)
+      r = ch->claim_async(ch->claim_user, m, name, nick_done, nick_drop,
+                          (void *)t);
+    if (r != 0) {
+      name_error(line, sizeof(line), r, show);
+      reply(t, m, line);
+    }
+    return;
+  }
+  int r = wschat__chat_rename(ch, m, name);
   if (r != 0) {
     name_error(line, sizeof(line), r, show);
     reply(t, m, line);
@@ -318,7 +361,7 @@ static unsigned long page_arg(struct wschat__slice s) {
 static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m,
                       unsigned long page) {
   size_t n, from = 0, to = 0;
-  struct wschat__room **v = wschat__rooms_sorted(&t->chat->rooms, &n);
+  struct wschat__roster_room *v = wschat__roster_rooms(t->chat, &n);
   if (v == NULL) {
     reply(t, m, "! out of memory, try again");
     return;
@@ -333,9 +376,9 @@ static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m,
   sb_adds(&b, "* rooms:");
   for (size_t i = from; i < to; i++) {
     char count[32];
-    snprintf(count, sizeof(count), " (%zu)", v[i]->n);
+    snprintf(count, sizeof(count), " (%zu)", v[i].n);
     sb_adds(&b, i > from ? ", " : " ");
-    sb_adds(&b, v[i]->name);
+    sb_adds(&b, v[i].name);
     sb_adds(&b, count);
   }
   sb_page(&b, page, pages, n, "/rooms");
@@ -343,27 +386,18 @@ static void cmd_rooms(const struct wschat__text *t, struct wschat__member *m,
   sb_send(t, m, &b);
 }
 
-static int by_member_name(const void *a, const void *b) {
-  return strcasecmp((*(struct wschat__member *const *)a)->name,
-                    (*(struct wschat__member *const *)b)->name);
-}
-
+/* Members of every node (roster.h): the local ones, and in cluster mode
+ * the other nodes' from the presence's mirror. */
 static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
                       int everybody, unsigned long page) {
-  const struct wschat__rooms *rs = &t->chat->rooms;
   struct wschat__room *cur = wschat__member_room(m);
-  size_t n = 0, cap = everybody ? rs->nall : cur->n;
-  struct wschat__member **v = malloc((cap ? cap : 1) * sizeof(*v));
+  size_t n = 0;
+  struct wschat__roster_user *v =
+      wschat__roster_users(t->chat, everybody ? NULL : cur->name, &n);
   if (v == NULL) {
     reply(t, m, "! out of memory, try again");
     return;
   }
-  for (size_t i = 0; i < cap; i++) {
-    struct wschat__member *o = everybody ? rs->all[i] : cur->members[i];
-    if (o->nrooms > 0)
-      v[n++] = o;
-  }
-  qsort(v, n, sizeof(*v), by_member_name);
   size_t from = 0, to = 0, pages = page_of(n, page, &from, &to);
   if (pages == 0) {
     free(v);
@@ -380,11 +414,10 @@ static void cmd_users(const struct wschat__text *t, struct wschat__member *m,
   }
   for (size_t i = from; i < to; i++) {
     sb_adds(&b, i > from ? ", " : " ");
-    sb_adds(&b, v[i]->name);
-    struct wschat__room *in = wschat__member_room(v[i]);
-    if (everybody && in != NULL) { /* in a room: only those were kept */
+    sb_adds(&b, v[i].name);
+    if (everybody && v[i].room != NULL) {
       sb_adds(&b, " (#");
-      sb_adds(&b, in->name);
+      sb_adds(&b, v[i].room);
       sb_adds(&b, ")");
     }
   }

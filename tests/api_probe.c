@@ -88,7 +88,8 @@
  * wschat_server_read_history() and wschat_server_history_stats() (all
  * ENOHISTORY without a store); with HISTORY, the store is opened
  * (WSCHAT_OPT_HISTORY_REPLAY: 3) and a second one refused; once
- * listening, both ways of setting a store are refused (ESTATE).
+ * listening, both ways of setting a store are refused (ESTATE), and so is
+ * wschat_server_set_cluster() (a bad URL: EINVAL).
  * HTTP routes: /probe/status (200, X-Route), /probe/ and /probe/deep/
  * (prefixes), /probe/silent (no answer: 500), /probe/bad (404 "nope"),
  * /probe/cached (ETag "v1"; 304 to an If-None-Match naming it), and "/"
@@ -2189,6 +2190,16 @@ static void check_history_listening(struct wschat_server *srv) {
   CHECK(r == WSCHAT_ESTATE, "open_history while listening: %d", r);
   r = wschat_server_set_history_store(srv, &never_ops, &app);
   CHECK(r == WSCHAT_ESTATE, "set_history_store while listening: %d", r);
+  /* Cluster mode: a bad URL is EINVAL whatever the state; a good one
+   * while listening is ESTATE (nothing connects). */
+  struct wschat_cluster_options co = {.node_id = "probe", .history = 1};
+  r = wschat_server_set_cluster(srv, "http://127.0.0.1:6379", &co);
+  CHECK(r == WSCHAT_EINVAL, "set_cluster with an http URL: %d", r);
+  r = wschat_server_set_cluster(srv, "redis://127.0.0.1:1", &co);
+  CHECK(r == WSCHAT_ESTATE, "set_cluster while listening: %d", r);
+  co.node_id = "has space";
+  r = wschat_server_set_cluster(NULL, "redis://127.0.0.1:1", &co);
+  CHECK(r == WSCHAT_EINVAL, "set_cluster of no server: %d", r);
   opt.path = NULL;
   r = wschat_server_open_history(srv, &opt);
   CHECK(r == WSCHAT_EINVAL, "open_history without a path: %d", r);

@@ -1297,7 +1297,7 @@ static void mir_free(struct wschat__presence *p) {
 
 static const struct wschat__presence_ops mirror_ops = {
     mir_claim,    mir_named,   mir_release, mir_find, mir_reserve, mir_unreserve,
-    mir_reserved, mir_joined,  mir_left, mir_free,
+    mir_reserved, mir_joined,  mir_left, mir_free, NULL,
 };
 
 /* Asserts that the mirror holds exactly the memberships of every user. */
