@@ -201,6 +201,83 @@ def test_bad_redis_url_is_a_clear_error(redis, start_node):
     assert "redis" in out.stderr.lower(), "the error does not name --redis: %r" % out.stderr
 
 
+def test_the_config_file_key_redis_joins_the_cluster(redis, start_node, tmp_path):
+    conf = tmp_path / "node.ini"
+    conf.write_text("redis = %s\n" % redis.url)
+    n1 = start_node(redis)
+    n2 = start_node(None, "--config", str(conf))
+
+    async def body():
+        async with ClusterPool(n1) as p:
+            a, b = await room_across(p, [(n1, "alice", "dev", "text"), (n2, "bob", "dev", "text")])
+            await b.send("hi")
+            for c in (a, b):
+                await c.expect("[dev] bob: hi")
+    finish(body(), [n1, n2])
+
+
+def test_two_databases_of_one_redis_are_two_chats(redis, start_node):
+    # redis://HOST:PORT/DB: nodes on /1 and nodes on /2 share one Redis
+    # (whose pub/sub channels are not per database) but not one chat
+    a1, a2 = start_node(redis.url + "/1"), start_node(redis.url + "/1")
+    b1 = start_node(redis.url + "/2")
+
+    async def body():
+        async with ClusterPool(a1) as p:
+            x, y = await room_across(p, [(a1, "alice", "dev", "text"), (a2, "bob", "dev", "text")])
+            z = await p.on(b1).join("alice", "dev")          # the name is free in the other chat
+            await x.send("on one")
+            for c in (x, y):
+                await c.expect("[dev] alice: on one")
+            await z.send("on two")
+            await z.expect("[dev] alice: on two")
+            await eventually(text_ask(y, "/users *"), "* users: alice (#dev), bob (#dev)", "/users * of /1")
+            await eventually(text_ask(z, "/users *"), "* users: alice (#dev)", "/users * of /2")
+            for c in (x, y, z):
+                await c.expect_quiet(0.3)
+    finish(body(), [a1, a2, b1])
+    keys = redis.info("keyspace")
+    assert "db0" not in keys and "db1" in keys and "db2" in keys, "keys per database: %r" % (keys,)
+
+
+def test_a_node_subscribes_to_a_room_while_it_has_members_in_it(redis, start_node):
+    # the room's channel: while a node has local members in the room it
+    # listens to it, and not once the last one has left
+    n1, n2, n3 = ns = nodes(start_node, redis)
+    room = "subzq7"
+
+    def listeners():
+        chans = [c for c in redis.command("PUBSUB", "CHANNELS", "*") if room in c.lower()]
+        assert len(chans) <= 1, "more than one channel names the room: %r" % (chans,)
+        if not chans:
+            return 0
+        return redis.command("PUBSUB", "NUMSUB", chans[0])[1]
+
+    def settle(want, what):
+        deadline = time.monotonic() + SETTLE
+        while listeners() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listeners() == want, "%s: %d nodes listen to #%s's channel, expected %d (channels %r)" % (
+            what, listeners(), room, want, redis.command("PUBSUB", "CHANNELS", "*"))
+
+    async def body():
+        async with ClusterPool(n1) as p:
+            assert listeners() == 0
+            a, b, b2 = await room_across(p, [(n1, "a", room, "text"), (n2, "b", room, "text"),
+                                             (n2, "b2", room, "text")])
+            await asyncio.to_thread(settle, 2, "members on n1 and n2")
+            await b.send("/join elsewhere")
+            await b.expect("* b joined #elsewhere")
+            await asyncio.to_thread(settle, 2, "n2 still has b2 in the room")
+            await b2.send("/quit")
+            await b2.expect_closed(1000)
+            await asyncio.to_thread(settle, 1, "n2's last member left")
+            await a.send("/join elsewhere")
+            await a.expect("* a joined #elsewhere")
+            await asyncio.to_thread(settle, 0, "everyone left")
+    finish(body(), ns)
+
+
 # ---------------------------------------------------------------- one room, one order
 
 def test_text_clients_on_three_nodes_chat_in_one_room(redis, start_node):
@@ -640,6 +717,7 @@ def test_redis_restart_mid_traffic(redis, start_node):
                 check_event(await x.recv_obj(), "leave", name="r")
             before = _redis_series(scrape(n1))
             assert before, "n1's /metrics has no series about Redis"
+            log_from = {n: len(n.stderr_text()) for n in ns}
 
             sent = {}                 # text -> monotonic time it was sent
             stop = asyncio.Event()
@@ -714,8 +792,12 @@ def test_redis_restart_mid_traffic(redis, start_node):
                 assert sorted(texts) == want, "%s missed messages after the outage: %r" % (
                     name, sorted(set(want) - set(texts))[:10])
                 assert texts == late["a"], "%s's order after the outage differs from a's" % name
-            # /metrics told of the outage
+            # /metrics and the log told of the outage
             assert during != before, "n1's Redis metrics did not change during the outage: %r" % (during,)
+            for n in ns:
+                log = n.stderr_text()[log_from[n]:]
+                assert re.search(r"redis", log, re.I), "node %d logged nothing about the outage: %r" % (
+                    n.port, log[-2000:])
             # recovery across the outage: honest
             r2 = await p.on(n3).jopen("r", "dev", since=r_last, epoch=epoch)
             await r2.expect_obj("welcome")
