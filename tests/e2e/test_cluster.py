@@ -640,7 +640,7 @@ LEAVE_RE = re.compile(r"^\* (?P<name>\S+) left #(?P<room>\S+)( \(.*\))?$")
 
 
 def test_sigkill_a_node_its_members_vanish_once(redis, start_node):
-    n1, n2, n3 = ns = nodes(start_node, redis)
+    n1, n2, n3 = nodes(start_node, redis)
 
     async def body():
         async with ClusterPool(n1) as p:
