@@ -54,7 +54,10 @@ RECONNECT_BOUND = 10.0
 # another a moment later. Lists are asked again until they match, this long.
 SETTLE = 3.0
 
-CLUSTER_HISTORY = ["--history-replay", "50"]   # plus --history FILE per node (see nodes())
+# With --redis, history lives in Redis unless --no-history (docs/CLUSTER.md):
+# the nodes that keep history get no --history FILE, only the replay's size
+# (which also keeps conftest.Server from adding --no-history).
+CLUSTER_HISTORY = ["--history-replay", "50"]
 
 
 class ClusterPool(Pool):
@@ -68,13 +71,13 @@ class ClusterPool(Pool):
 
 
 def nodes(start_node, redis, n=3, history=False, extra=()):
-    """n chat-cli nodes on redis, each on its own free port; with history,
-    each with its own --history file in its own directory."""
+    """n chat-cli nodes on redis, each on its own free port (and in its
+    own directory); with history, the cluster's (in Redis)."""
     out = []
     for i in range(n):
         args = list(extra)
         if history:
-            args += ["--history", "node%d.db" % i] + CLUSTER_HISTORY
+            args += CLUSTER_HISTORY
         out.append(start_node(redis, *args))
     ports = {s.port for s in out}
     assert len(ports) == n, "nodes share a port: %r" % (ports,)
@@ -267,9 +270,11 @@ def test_a_node_subscribes_to_a_room_while_it_has_members_in_it(redis, start_nod
             await asyncio.to_thread(settle, 2, "members on n1 and n2")
             await b.send("/join elsewhere")
             await b.expect("* b joined #elsewhere")
+            await a.expect("* b left #%s" % room)
             await asyncio.to_thread(settle, 2, "n2 still has b2 in the room")
             await b2.send("/quit")
             await b2.expect_closed(1000)
+            await a.expect("* b2 left #%s" % room)
             await asyncio.to_thread(settle, 1, "n2's last member left")
             await a.send("/join elsewhere")
             await a.expect("* a joined #elsewhere")
@@ -557,12 +562,28 @@ def test_same_name_at_once_on_two_nodes_one_wins(redis, start_node):
                 y = await p.on(n3).join(None, "y%d" % k)
                 asked = "zed%d" % k
                 await asyncio.gather(x.send("/nick " + asked), y.send("/nick " + asked))
-                got = [await x.recv(), await y.recv()]
-                ok = ["* %s is now known as %s" % (c.name, asked) for c in (x, y)]
-                taken = "! name already taken: " + asked
-                wins = [g == o for g, o in zip(got, ok)]
-                assert sum(wins) == 1 and taken in got, "both or neither got %s: %r" % (asked, got)
+                got = [await reply_or_close(x), await reply_or_close(y)]
+                ok = [["* %s is now known as %s" % (c.name, asked)] for c in (x, y)]
+                taken = ["! name already taken: " + asked]
+                # one wins, the other is told the name is taken (and stays)
+                assert sorted([got[0] == ok[0], got[1] == ok[1]]) == [False, True] and taken in got, \
+                    "/nick %s at once on n2 and n3: %r" % (asked, got)
     finish(body(), ns)
+
+
+async def reply_or_close(c, quiet=0.5):
+    """What c receives until quiet for that long (a list of lines), with
+    "closed CODE REASON" last if the server closed the connection."""
+    import websockets
+    out = []
+    while True:
+        try:
+            out.append(await asyncio.wait_for(c.ws.recv(), quiet))
+        except asyncio.TimeoutError:
+            return out
+        except websockets.exceptions.ConnectionClosed as e:
+            out.append("closed %s %s" % (e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else ""))
+            return out
 
 
 # ------------------------------------------------------------------ history
