@@ -429,8 +429,13 @@ def test_whisper_across_nodes(redis, start_node):
             alice = await p.on(n1).join("alice")
             bob = await p.on(n2).join("bob", "dev")      # another node, another room
             jill = await p.on(n3).jjoin("jill", "ops", history=False)
-            await eventually(text_ask(alice, "/users *"),
-                             "* users: alice (#lobby), bob (#dev), jill (#ops)", "presence")
+            # presence reaches each node a moment later: a whisper is owed
+            # once the whisperer's node lists the recipient
+            everyone = "* users: alice (#lobby), bob (#dev), jill (#ops)"
+            await eventually(text_ask(alice, "/users *"), everyone, "presence on n1")
+            await eventually(text_ask(bob, "/users *"), everyone, "presence on n2")
+            await eventually(json_ask(jill, {"type": "users"}), {"type": "users", "users": ["alice", "bob", "jill"]},
+                             "presence on n3")
             await alice.send("/whisper bob psst")
             await alice.expect("[whisper to bob] psst")
             await bob.expect("[whisper from alice] psst")
@@ -761,7 +766,7 @@ def test_redis_restart_mid_traffic(redis, start_node):
             async def reader(x):
                 while True:
                     try:
-                        e = await x.recv_obj(timeout=1.5)
+                        e = await x.recv_obj(timeout=2.5)
                     except AssertionError:
                         if stop.is_set():
                             return
@@ -780,20 +785,25 @@ def test_redis_restart_mid_traffic(redis, start_node):
             t_up0 = time.monotonic()
             await asyncio.to_thread(redis.start)
             t_up = time.monotonic()
-            # traffic across nodes again: b (n2) gets a message a (n1) sent
-            # after Redis was back, within the bound
+            # traffic across nodes again, within the bound: each of a (n1),
+            # b (n2), c (n3) gets messages the other two sent after Redis
+            # was back (each node reconnects on its own backoff)
             deadline = t_up + RECONNECT_BOUND
+            pairs = [(x, y) for x in "abc" for y in "abc" if x != y]
             while True:
-                back = [e for t, e in seen["b"] if e["type"] == "message" and e["from"] == "a"
-                        and sent.get(e["text"], 0) > t_up]
-                if back:
+                flowing = {(x, y) for x, y in pairs
+                           if any(e["type"] == "message" and e["from"] == y and sent.get(e["text"], 0) > t_up
+                                  for _, e in seen[x])}
+                if len(flowing) == len(pairs):
                     break
                 assert time.monotonic() < deadline, \
-                    "no message from n1 reached n2 within %.0f s of Redis's restart" % RECONNECT_BOUND
+                    "within %.0f s of Redis's restart, traffic flows only (to, from) %r" % (
+                        RECONNECT_BOUND, sorted(flowing))
                 await asyncio.sleep(0.1)
             t_flow = time.monotonic()
             await asyncio.sleep(0.5)
             stop.set()
+            t_stop = time.monotonic()
             await asyncio.gather(*senders)
             await asyncio.gather(*readers)
             after = _redis_series(scrape(n1))
@@ -803,6 +813,15 @@ def test_redis_restart_mid_traffic(redis, start_node):
                 texts = [e["text"] for _, e in evs if e["type"] == "message"]
                 dup = {t for t in texts if texts.count(t) > 1}
                 assert not dup, "%s received twice: %r" % (name, sorted(dup)[:10])
+            # one id, one event, on every node (outside the outage, when
+            # each node is on its own and only its members see its events)
+            by_id = {}
+            for name, evs in seen.items():
+                for _, e in evs:
+                    if e["type"] == "message" and not t_down <= sent[e["text"]] <= t_flow:
+                        by_id.setdefault(e["id"], {}).setdefault((e["from"], e["text"]), []).append(name)
+            clash = {i: v for i, v in by_id.items() if len(v) > 1}
+            assert not clash, "one id, different events on different members: %r" % (sorted(clash.items())[:5],)
             # nobody joined or left: nobody is told so (rebuilding presence
             # after the restart is not news to the rooms)
             for name, evs in seen.items():
@@ -820,8 +839,12 @@ def test_redis_restart_mid_traffic(redis, start_node):
                 late[name] = [e["text"] for _, e in evs if e["type"] == "message" and sent[e["text"]] > t_flow]
             want = sorted(t for t, ts in sent.items() if ts > t_flow)
             for name, texts in late.items():
-                assert sorted(texts) == want, "%s missed messages after the outage: %r" % (
-                    name, sorted(set(want) - set(texts))[:10])
+                lost = sorted(set(want) - set(texts))
+                assert not lost, "%s missed messages sent after traffic flowed again: %r (sent %s s after the " \
+                    "restart, %.2f s before the senders stopped; got by %r)" % (
+                        name, lost[:10], ["%.2f" % (sent[t] - t_up) for t in lost[:10]], t_stop - max(sent[t] for t in lost),
+                        {n: [t for t in lost if t in ts] for n, ts in late.items()})
+                assert sorted(texts) == want, "%s got messages sent by nobody: %r" % (name, sorted(set(texts) - set(want)))
                 assert texts == late["a"], "%s's order after the outage differs from a's" % name
             # /metrics and the log told of the outage
             assert before.get(UP) == 1 and during.get(UP) == 0 and after.get(UP) == 1, \
@@ -848,6 +871,10 @@ def test_redis_restart_mid_traffic(redis, start_node):
             # ids never went back for anyone (Redis lost its memory: no persistence)
             for name, evs in seen.items():
                 ids = [e["id"] for _, e in evs if "id" in e]
-                back_steps = [(x, y) for x, y in zip(ids, ids[1:]) if y <= x]
-                assert not back_steps, "%s: ids went back across the Redis restart: %r" % (name, back_steps[:5])
+                evs_ = [e for _, e in evs if "id" in e]
+                back_steps = [(x, y) for x, y in zip(evs_, evs_[1:]) if y["id"] <= x["id"]]
+                assert not back_steps, "%s: ids went back across the Redis restart (t_down %.2f, t_up %.2f): %r" % (
+                    name, t_down - t_down, t_up - t_down,
+                    [(x, y, sent.get(x.get("text")) - t_down, sent.get(y.get("text")) - t_down)
+                     for x, y in back_steps[:5]])
     finish(body(), ns, timeout=45)
