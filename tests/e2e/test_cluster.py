@@ -59,6 +59,11 @@ SETTLE = 3.0
 # (which also keeps conftest.Server from adding --no-history).
 CLUSTER_HISTORY = ["--history-replay", "50"]
 
+# The cluster's series in /metrics (docs/CLUSTER.md).
+UP = "wschat_cluster_up"                           # 1 while Redis is reachable
+RECONNECTS = "wschat_cluster_reconnects_total"
+OUTAGE = "wschat_cluster_outage_seconds_total"
+
 
 class ClusterPool(Pool):
     """jsonclient.Pool over several nodes: pool.on(node) opens clients on
@@ -70,9 +75,27 @@ class ClusterPool(Pool):
         return view
 
 
-def nodes(start_node, redis, n=3, history=False, extra=()):
+def cluster_up(server):
+    """The node's /metrics gauge: 1 while it is connected to Redis."""
+    from test_metrics import scrape
+    return scrape(server).samples.get((UP, ()))
+
+
+def wait_up(servers, bound=5.0):
+    """Waits (bounded) until each node says it is connected to Redis."""
+    deadline = time.monotonic() + bound
+    for s in servers:
+        while cluster_up(s) != 1:
+            assert time.monotonic() < deadline, "node %d: %s is %r after %.0f s" % (s.port, UP, cluster_up(s), bound)
+            time.sleep(0.01)
+
+
+def nodes(start_node, redis, n=3, history=False, extra=(), ready=True):
     """n chat-cli nodes on redis, each on its own free port (and in its
-    own directory); with history, the cluster's (in Redis)."""
+    own directory); with history, the cluster's (in Redis). ready: once
+    each says (in /metrics) it is connected to Redis, as a load balancer's
+    health check would wait; test_clients_of_nodes_that_just_started
+    checks the moment before."""
     out = []
     for i in range(n):
         args = list(extra)
@@ -81,6 +104,8 @@ def nodes(start_node, redis, n=3, history=False, extra=()):
         out.append(start_node(redis, *args))
     ports = {s.port for s in out}
     assert len(ports) == n, "nodes share a port: %r" % (ports,)
+    if ready:
+        wait_up(out)
     return out
 
 
@@ -196,7 +221,9 @@ def test_help_lists_the_redis_flag():
 def test_bad_redis_url_is_a_clear_error(redis, start_node):
     import subprocess
     from conftest import CLI
-    start_node(redis).stop()          # a good URL starts a node
+    good = start_node(redis)          # a good URL starts a node
+    wait_up([good])
+    good.stop()
     out = subprocess.run([CLI, "--port", "0", "--no-history", "--redis", "http://127.0.0.1:1/"],
                          capture_output=True, text=True, timeout=10)
     assert out.returncode != 0, "chat-cli accepted --redis http://...: %s" % out.stdout
@@ -208,6 +235,7 @@ def test_the_config_file_key_redis_joins_the_cluster(redis, start_node, tmp_path
     conf.write_text("redis = %s\n" % redis.url)
     n1 = start_node(redis)
     n2 = start_node(None, "--config", str(conf))
+    wait_up([n1, n2])
 
     async def body():
         async with ClusterPool(n1) as p:
@@ -223,6 +251,7 @@ def test_two_databases_of_one_redis_are_two_chats(redis, start_node):
     # (whose pub/sub channels are not per database) but not one chat
     a1, a2 = start_node(redis.url + "/1"), start_node(redis.url + "/1")
     b1 = start_node(redis.url + "/2")
+    wait_up([a1, a2, b1])
 
     async def body():
         async with ClusterPool(a1) as p:
@@ -283,6 +312,30 @@ def test_a_node_subscribes_to_a_room_while_it_has_members_in_it(redis, start_nod
 
 
 # ---------------------------------------------------------------- one room, one order
+
+def test_clients_of_nodes_that_just_started(start_node):
+    # a node serves clients from its "listening" line: what they do then
+    # is cluster-wide like anything later (presence, notices), whether or
+    # not the node's Redis connection was up yet. Five fresh clusters, the
+    # clients connecting at once.
+    from redisserver import RedisServer
+    for k in range(5):
+        r = RedisServer()
+        try:
+            n1, n2, n3 = ns = nodes(start_node, r, ready=False)
+
+            async def body():
+                async with ClusterPool(n1) as p:
+                    a = await p.on(n1).join("alice", "dev")
+                    await p.on(n3).join("carol", "dev")
+                    await a.expect("* carol joined #dev")
+                    j = await p.on(n2).jjoin("jill", "ops", history=False)
+                    await eventually(json_ask(j, {"type": "users"}), {"type": "users", "users": ["alice", "carol", "jill"]},
+                                     "presence on n2 (cluster %d)" % k)
+            finish(body(), ns)
+        finally:
+            r.close()
+
 
 def test_text_clients_on_three_nodes_chat_in_one_room(redis, start_node):
     n1, n2, n3 = ns = nodes(start_node, redis)
@@ -720,10 +773,6 @@ def _redis_series(metrics):
     """The series of /metrics about the cluster's Redis connection."""
     return {k[0]: v for k, v in metrics.samples.items() if "redis" in k[0] or "cluster" in k[0]}
 
-
-UP = "wschat_cluster_up"                           # 1 while Redis is reachable
-RECONNECTS = "wschat_cluster_reconnects_total"
-OUTAGE = "wschat_cluster_outage_seconds_total"
 
 
 def test_redis_restart_mid_traffic(redis, start_node):
