@@ -557,7 +557,10 @@ def test_name_taken_on_one_node_cannot_be_taken_on_another(redis, start_node):
             # at connect, on another node: a guest name and the error
             other = await p.on(n2).open("alice")
             name, room = parse_welcome(await other.recv())
-            assert GUEST_RE.match(name) and room == "lobby", name
+            if not GUEST_RE.match(name):
+                raise AssertionError("n2 welcomed a second alice while n1's alice is connected (then it got %r)"
+                                     % (await reply_or_close(other),))
+            assert room == "lobby"
             other.name, other.room = name, room
             await other.expect("! name already taken: alice")
             await alice.expect("* %s joined #lobby" % name)
@@ -589,7 +592,9 @@ def test_name_taken_on_one_node_cannot_be_taken_on_another(redis, start_node):
             # and now taken again, on the first node
             again = await p.on(n1).open("alice")
             n, _ = parse_welcome(await again.recv())
-            assert GUEST_RE.match(n), n
+            if not GUEST_RE.match(n):
+                raise AssertionError("n1 gave a new client the name alice, which the client on n3 was told it has "
+                                     "(that client then got: %r)" % (await reply_or_close(g),))
             await again.expect("! name already taken: alice")
     finish(body(), ns)
 
