@@ -780,6 +780,41 @@ def test_sigkill_a_node_its_members_vanish_once(redis, start_node):
     n3.stop()
 
 
+def test_sigterm_a_node_its_members_leave_once(redis, start_node):
+    # a node stopped on purpose (SIGTERM, as a deploy does) closes its
+    # clients; the members of their rooms on other nodes are told, once,
+    # as for any client that goes (they keep member lists from these
+    # notices), and the names are free
+    n1, n2, n3 = nodes(start_node, redis)
+
+    async def body():
+        async with ClusterPool(n1) as p:
+            b, a, j = await room_across(p, [(n2, "bob", "dev", "text"), (n1, "alice", "dev", "text"),
+                                            (n1, "jill", "dev", "json")])
+            await eventually(text_ask(b, "/users *"), "* users: alice (#dev), bob (#dev), jill (#dev)", "presence")
+            t0 = time.monotonic()
+            rc = await asyncio.to_thread(n1.terminate)
+            assert rc == 0, n1.stderr_text()[-2000:]
+            got = []
+            while len(got) < 2:
+                left = PRESENCE_BOUND - (time.monotonic() - t0)
+                try:
+                    line = await b.recv(timeout=max(left, 0.01))
+                except AssertionError:
+                    raise AssertionError("bob (n2) was told %r within %.1f s of n1's SIGTERM, expected alice's "
+                                         "and jill's leaves" % (got, PRESENCE_BOUND)) from None
+                m = LEAVE_RE.match(line)
+                assert m and m["room"] == "dev", "bob: %r while waiting for leaves" % (line,)
+                got.append(m["name"])
+            assert sorted(got) == ["alice", "jill"], got
+            await b.expect_quiet(1.0)
+            await eventually(text_ask(b, "/users *"), "* users: bob (#dev)", "/users * after n1 stopped")
+            c = await p.on(n3).join("alice")
+            await c.send("/nick jill")
+            await c.expect("* alice is now known as jill")
+    finish(body(), [n2, n3], timeout=30 + PRESENCE_BOUND)
+
+
 # ----------------------------------------------------------- Redis restarts
 
 def _redis_series(metrics):
