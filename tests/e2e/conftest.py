@@ -45,8 +45,10 @@ class Server:
         line = self._readline(timeout=10 * memcheck.SCALE)
         m = START_RE.match(line.strip())
         if not m:
+            self.terminate()
+            err = self.stderr_text()   # before stop() closes the file
             self.stop()
-            raise RuntimeError("unexpected start line from chat-cli: %r (stderr: %s)" % (line, self.stderr_text()))
+            raise RuntimeError("unexpected start line from chat-cli: %r (stderr: %s)" % (line, err))
         self.host = m.group("host").strip("[]")
         self.port = int(m.group("port"))
         hostpart = "[%s]" % self.host if ":" in self.host else self.host
