@@ -22,7 +22,11 @@ JSON: jsonclient), as the issue's "What it does" and "Proof" say:
   and recovery with `since`/`epoch` on another node returns exactly what
   was missed, `complete: true`;
 - SIGKILL of a node: each of its members leaves each room once, within the
-  stated bound, and vanishes from `/users *`;
+  stated bound, and vanishes from `/users *`; SIGTERM of a node: the same
+  for the members of other nodes, and the names are free;
+- a node listens to a room's channel only while it has members there;
+  `redis://HOST:PORT/DB`: two databases of one Redis are two chats; the
+  config file's `redis` key; clients of nodes that just started;
 - a Redis restart in the middle of traffic: local members keep being
   served, traffic across nodes flows again, nothing is delivered twice,
   recovery across the outage says `complete: false` when anything is
