@@ -62,7 +62,8 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
   /* both segments in one read: a close frame held back, then the rest of
    * it, reach wslay as one chunk */
   size_t n = len < k->in_len ? len : k->in_len;
-  memcpy(buf, k->in, n);
+  if (n) /* k->in may be NULL when only the held bytes are left */
+    memcpy(buf, k->in, n);
   k->in += n;
   k->in_len -= n;
   size_t m = len - n < k->in2_len ? len - n : k->in2_len;
