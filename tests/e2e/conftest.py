@@ -94,14 +94,30 @@ class Server:
         found an error or a definite leak (exit status 99)."""
         if self.proc.poll() is None:
             self.terminate()
+        if self._stderr.closed:   # stopped already
+            return
         if self.proc.stdout:
             self.proc.stdout.close()
         bad = self.proc.returncode == memcheck.ERROR_EXIT and self.valgrind_log
         text = self.stderr_text() if bad else ""
+        sanitizer = sanitizer_report(self.stderr_text())
         self._stderr.close()
         memcheck.forget(self.valgrind_log)
         self.valgrind_log = None
         assert not bad, "valgrind: %s" % text[-6000:]
+        # In the ASan+UBSan build a server's leaks are reported at exit,
+        # after every test of it passed: they fail the test here.
+        assert not sanitizer, "sanitizer: %s" % sanitizer[-6000:]
+
+
+SANITIZER_RE = re.compile(r"^(==\d+==ERROR: (AddressSanitizer|LeakSanitizer)|.*: runtime error: )", re.M)
+
+
+def sanitizer_report(text):
+    """The part of a server's stderr from its first sanitizer report on,
+    or "" if it has none."""
+    m = SANITIZER_RE.search(text)
+    return text[m.start():] if m else ""
 
 
 def without_flood_control(start):
