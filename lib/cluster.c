@@ -191,16 +191,48 @@ int wschat__cluster_sub(struct wschat__cluster *cl,
 
 /* ---- connecting ---- */
 
+/* Keeps ac in dying[] until hiredis frees it; when the list is full it
+ * stays untracked (hiredis still frees it when its replies come). */
+static void note_dying(struct wschat__cluster *cl, redisAsyncContext *ac) {
+  for (int i = 0; i < WSCHAT__CLUSTER_DYING; i++)
+    if (cl->dying[i] == NULL) {
+      cl->dying[i] = ac;
+      return;
+    }
+}
+
+static void forget_dying(struct wschat__cluster *cl,
+                         const redisAsyncContext *ac) {
+  for (int i = 0; i < WSCHAT__CLUSTER_DYING; i++)
+    if (cl->dying[i] == ac)
+      cl->dying[i] = NULL;
+}
+
+/* hiredis calls its adapter's cleanup on every path that frees a
+ * context (a reply, an error, a timeout, a disconnect with nothing
+ * pending): the one sure sign that it is gone. */
+static void cleanup(void *privdata) {
+  redisLibuvEvents *p = privdata;
+  redisAsyncContext *ac = p->context;
+  if (ac != NULL && ac->data != NULL)
+    forget_dying(ac->data, ac);
+  redisLibuvCleanup(privdata);
+}
+
 static void drop(struct wschat__cluster *cl) {
   /* Both go: they come back together. The callbacks of what was sent
    * run now with no reply (the bus answers them locally). */
   redisAsyncContext *a = cl->cmd, *b = cl->sub;
   cl->cmd = cl->sub = NULL;
   cl->cmd_up = cl->sub_up = 0;
-  if (a)
+  if (a) {
+    note_dying(cl, a);
     redisAsyncDisconnect(a);
-  if (b)
+  }
+  if (b) {
+    note_dying(cl, b);
     redisAsyncDisconnect(b);
+  }
 }
 
 void wschat__cluster_lost(struct wschat__cluster *cl) {
@@ -248,6 +280,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   (void)status;
   if (cl == NULL)
     return;
+  forget_dying(cl, ac); /* hiredis frees it after this call */
   if (ac == cl->cmd)
     cl->cmd = NULL, cl->cmd_up = 0;
   else if (ac == cl->sub)
@@ -324,6 +357,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     return;
   if (status != REDIS_OK) {
     /* hiredis frees ac after this callback */
+    forget_dying(cl, ac);
     if (ac == cl->cmd)
       cl->cmd = NULL;
     else if (ac == cl->sub)
@@ -348,6 +382,7 @@ static redisAsyncContext *open_one(struct wschat__cluster *cl) {
     return NULL;
   }
   ac->data = cl;
+  ac->ev.cleanup = cleanup;
   redisAsyncSetConnectCallback(ac, on_connect);
   redisAsyncSetDisconnectCallback(ac, on_disconnect);
   return ac;
@@ -492,6 +527,18 @@ void wschat__cluster_close(struct wschat__cluster *cl) {
 void wschat__cluster_free(struct wschat__cluster *cl) {
   if (cl == NULL)
     return;
+  /* A connection still waiting for replies when the loop ran out of
+   * work (its poll stopped) would keep its handle open for good, and the
+   * loop could not be closed: free it now (its callbacks get no reply;
+   * hiredis closes its handle, which the caller's loop finishes). */
+  for (int i = 0; i < WSCHAT__CLUSTER_DYING; i++) {
+    redisAsyncContext *ac = cl->dying[i];
+    if (ac != NULL) {
+      cl->dying[i] = NULL;
+      ac->data = NULL;
+      redisAsyncFree(ac);
+    }
+  }
   wschat__cluster_bus_free(cl);
   wschat__cluster_presence_free(cl);
   free(cl);

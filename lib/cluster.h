@@ -56,6 +56,7 @@ enum {
   WSCHAT__CLUSTER_BACKOFF_MAX_MS = 500,
   WSCHAT__CLUSTER_CONNECT_TIMEOUT_MS = 2000,
   WSCHAT__CLUSTER_LANES = 1024, /* local-only ids: one class per node */
+  WSCHAT__CLUSTER_DYING = 8,     /* see dying[] */
 };
 
 /* Scripts, loaded at each connect (SCRIPT LOAD) and run by EVALSHA. */
@@ -137,6 +138,10 @@ struct wschat__cluster {
   int history_on;      /* the history store is this cluster's */
 
   struct redisAsyncContext *cmd, *sub; /* NULL: not connected */
+  /* Connections told to disconnect that hiredis has not freed yet (it
+   * waits for their replies): freed by wschat__cluster_free() if still
+   * here, so that no poll handle outlives the node. */
+  struct redisAsyncContext *dying[WSCHAT__CLUSTER_DYING];
   int cmd_up, sub_up;  /* connected and set up */
   int up;              /* both: events go through Redis */
   uint64_t gen;        /* connections made so far */
