@@ -86,6 +86,11 @@ struct wschat__chat {
    * reference) goes to them only, not to this node's members. */
   void (*remote_only)(void *user, struct wschat_event *ev);
   void *remote_user;
+  /* Set in cluster mode (NULL: none): a JSON typing notice of from in
+   * room, delivered here already, goes to the other nodes too (best
+   * effort: dropped while Redis is away, never queued). */
+  void (*typing_out)(void *user, const char *room, const char *from);
+  void *typing_user;
   uint64_t next_event;  /* the id of the last event stamped (0: none) */
   uint64_t first_event; /* the id of the first one stamped (0: none) */
   uint64_t next_guest, next_group, next_watch;

@@ -131,6 +131,10 @@ struct wschat__cluster {
   uv_loop_t *loop;
   wschat__deliver_fn deliver;
   void *deliver_user;
+  /* Another node's typing notice of from in room, for this node's JSON
+   * members of room (server_cluster.c sets it; NULL: dropped). */
+  void (*typing_in)(void *user, const char *room, const char *from);
+  void *typing_user;
   struct wschat__redis_url url;
   char node[128];
   char node_chan[160]; /* wschat:n:<node> */
@@ -266,6 +270,11 @@ uint64_t wschat__cluster_held(struct wschat__cluster *cl);
 /* A room event for the other nodes only (this node is shutting down). */
 void wschat__cluster_publish_remote(struct wschat__cluster *cl,
                                     struct wschat_event *ev);
+/* A typing notice of from in room for the other nodes: one PUBLISH on
+ * the room's channel (no id, no seq, no stream, no gate: ephemeral and
+ * unordered). Dropped while Redis is away; never queued. */
+void wschat__cluster_typing(struct wschat__cluster *cl, const char *room,
+                            const char *from);
 /* The room's gate, by the room's name (any case), or NULL. */
 struct wschat__gate *wschat__cluster_gate(struct wschat__cluster *cl,
                                           const char *room);

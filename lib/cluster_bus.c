@@ -97,6 +97,15 @@ static uint64_t reply_u64(const redisReply *r) {
 
 /* ---- messages from the channels ---- */
 
+/* Another node's typing notice (its own comes back too: ignored). */
+static void on_typing(struct wschat__cluster *cl, const char *p, size_t len) {
+  struct wschat__wire_typing t;
+  if (wschat__wire_typing_decode(p, len, &t) != 0 ||
+      strcmp(t.origin, cl->node) == 0 || cl->typing_in == NULL)
+    return;
+  cl->typing_in(cl->typing_user, t.room, t.from);
+}
+
 void wschat__cluster_on_msg(redisAsyncContext *ac, void *r, void *priv) {
   struct wschat__cluster *cl = priv;
   redisReply *reply = r;
@@ -123,6 +132,11 @@ void wschat__cluster_on_msg(redisAsyncContext *ac, void *r, void *priv) {
     return;
   if (strncmp(c, ":presence", 9) == 0) {
     wschat__cluster_presence_msg(cl, msg->str, msg->len);
+    return;
+  }
+  if (msg->len > 0 && msg->str[0] == WSCHAT__WIRE_TYPING) {
+    if (strncmp(c, ":r:", 3) == 0)
+      on_typing(cl, msg->str, msg->len);
     return;
   }
   struct wschat__wire_meta meta;
@@ -337,6 +351,22 @@ void wschat__cluster_publish_remote(struct wschat__cluster *cl,
   }
   ev->id = local_id(cl);
   wschat__chat_done(cl->chat, ev);
+}
+
+void wschat__cluster_typing(struct wschat__cluster *cl, const char *room,
+                            const char *from) {
+  char chan[WSCHAT_ROOM_MAX + 40], key[WSCHAT_ROOM_MAX + 1], msg[800];
+  if (!cl->up)
+    return; /* ephemeral: never queued for later */
+  size_t n = wschat__wire_typing_encode(cl->node, room, from, msg,
+                                        sizeof(msg));
+  if (n == 0)
+    return;
+  wschat__cluster_lower(key, sizeof(key), room);
+  snprintf(chan, sizeof(chan), "wschat:%d:r:%s", cl->url.db, key);
+  const char *a[] = {"PUBLISH", chan, msg};
+  size_t l[] = {7, strlen(chan), n};
+  (void)wschat__cluster_cmd(cl, NULL, NULL, 3, a, l); /* no reply wanted */
 }
 
 static const char *remote_node(struct wschat__cluster *cl,

@@ -207,3 +207,49 @@ struct wschat_event *wschat__wire_decode_msg(const char *p, size_t len,
   meta->seq = seq;
   return ev;
 }
+
+/* ---- typing notices ---- */
+
+size_t wschat__wire_typing_encode(const char *origin, const char *room,
+                                  const char *from, char *out, size_t cap) {
+  const char *s[3] = {origin, room, from};
+  size_t need = 2;
+  for (int i = 0; i < 3; i++) {
+    size_t n = slen(s[i]);
+    if (n == 0 || n > 255)
+      return 0;
+    need += 1 + n;
+  }
+  if (need > cap)
+    return 0;
+  char *p = out;
+  *p++ = WSCHAT__WIRE_TYPING;
+  *p++ = WSCHAT__WIRE_VERSION;
+  for (int i = 0; i < 3; i++) {
+    size_t n = strlen(s[i]);
+    *p++ = (char)n;
+    memcpy(p, s[i], n);
+    p += n;
+  }
+  return (size_t)(p - out);
+}
+
+int wschat__wire_typing_decode(const char *p, size_t len,
+                               struct wschat__wire_typing *out) {
+  const unsigned char *u = (const unsigned char *)p, *end = u + len;
+  char *s[3] = {out->origin, out->room, out->from};
+  if (len < 2 || u[0] != WSCHAT__WIRE_TYPING || u[1] != WSCHAT__WIRE_VERSION)
+    return -1;
+  u += 2;
+  for (int i = 0; i < 3; i++) {
+    if (u == end)
+      return -1;
+    size_t n = *u++;
+    if (n == 0 || (size_t)(end - u) < n || memchr(u, 0, n) != NULL)
+      return -1;
+    memcpy(s[i], u, n);
+    s[i][n] = '\0';
+    u += n;
+  }
+  return u == end ? 0 : -1;
+}

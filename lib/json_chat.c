@@ -335,6 +335,29 @@ static void req_history(struct wschat_client *c,
     send_error(c, WSCHAT__JERR_INTERNAL, wschat_strerror(rc), q->ref);
 }
 
+void wschat__json_typing_deliver(struct wschat__chat *ch, const char *room,
+                                 const char *from,
+                                 const struct wschat__member *sender) {
+  struct wschat__room *r = wschat__room_find(&ch->rooms, room);
+  if (r == NULL)
+    return;
+  struct wschat__frame *f = NULL;
+  for (size_t i = 0; i < r->n; i++) {
+    struct wschat__member *o = r->members[i];
+    if (o == sender || o->view != WSCHAT__VIEW_JSON || o->client == NULL)
+      continue; /* the sender, text clients, held clients */
+    struct wschat_client *oc = o->client;
+    size_t pressure = oc->conn.env->max_output / TYPING_PRESSURE_DIV;
+    if (oc->conn.state != WSCHAT__CONN_OPEN || oc->conn.doom ||
+        wschat__outq_backlog(&oc->conn.q) > pressure)
+      continue;
+    if (f == NULL && (f = wschat__json_typing(r->name, from)) == NULL)
+      return; /* out of memory: an ephemeral notice is not worth a close */
+    wschat__conn_deliver(&oc->conn, f);
+  }
+  wschat__frame_unref(f);
+}
+
 static void req_typing(struct wschat_client *c,
                        const struct wschat__json_req *q) {
   struct wschat__membership *ms = membership(c, q->room);
@@ -347,22 +370,11 @@ static void req_typing(struct wschat_client *c,
   if (ms->typing_ms != 0 && now - ms->typing_ms < TYPING_EVERY_MS)
     return; /* at most one every 3 s: dropped without an error */
   ms->typing_ms = now;
-  struct wschat__room *r = ms->room;
-  struct wschat__frame *f = NULL;
-  size_t pressure = env->conn.max_output / TYPING_PRESSURE_DIV;
-  for (size_t i = 0; i < r->n; i++) {
-    struct wschat__member *o = r->members[i];
-    if (o == &c->member || o->view != WSCHAT__VIEW_JSON)
-      continue; /* the sender, text clients, held clients */
-    struct wschat_client *oc = o->client;
-    if (oc->conn.state != WSCHAT__CONN_OPEN || oc->conn.doom ||
-        wschat__outq_backlog(&oc->conn.q) > pressure)
-      continue;
-    if (f == NULL && (f = wschat__json_typing(r->name, c->member.name)) == NULL)
-      return; /* out of memory: an ephemeral notice is not worth a close */
-    wschat__conn_deliver(&oc->conn, f);
-  }
-  wschat__frame_unref(f);
+  struct wschat__chat *ch = chat_of(c);
+  wschat__json_typing_deliver(ch, ms->room->name, c->member.name,
+                              &c->member);
+  if (ch->typing_out != NULL) /* the other nodes' members */
+    ch->typing_out(ch->typing_user, ms->room->name, c->member.name);
 }
 
 static void req_join(struct wschat_client *c,

@@ -15,6 +15,8 @@
 #include <stddef.h>
 
 struct wschat_client;
+struct wschat__chat;
+struct wschat__member;
 
 /* The subprotocol's name, as offered and echoed. */
 #define WSCHAT__JSON_PROTOCOL "wschat.v1.json"
@@ -41,5 +43,15 @@ void wschat__json_slow_down(struct wschat_client *c, int kind);
 /* An error forbidden with message (what the client's token does not
  * allow), outside any request. */
 void wschat__json_forbidden(struct wschat_client *c, const char *message);
+
+/* A typing notice of from in room (any case): to the room's JSON members
+ * here but sender (NULL: none), each open and not under pressure (its
+ * queue above 1/16 of its output cap). Made here for a local sender, and
+ * called by the cluster for another node's (through server_cluster.c).
+ * Out of memory: nobody gets it (an ephemeral notice is not worth a
+ * close). */
+void wschat__json_typing_deliver(struct wschat__chat *ch, const char *room,
+                                 const char *from,
+                                 const struct wschat__member *sender);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "chat.h"
 #include "cluster.h"
+#include "json_chat.h"
 #include "server.h"
 
 static int live_upto(void *user, const char *room, int at_sync,
@@ -33,6 +34,15 @@ static int name_check(void *user, const char *name, uint64_t client,
 
 static void remote_only(void *user, struct wschat_event *ev) {
   wschat__cluster_publish_remote(user, ev);
+}
+
+static void typing_out(void *user, const char *room, const char *from) {
+  wschat__cluster_typing(user, room, from);
+}
+
+static void typing_in(void *user, const char *room, const char *from) {
+  struct wschat_server *srv = user;
+  wschat__json_typing_deliver(&srv->chat, room, from, NULL);
 }
 
 static int node_id_ok(const char *id) {
@@ -84,6 +94,10 @@ int wschat_server_set_cluster(struct wschat_server *srv, const char *url,
   ch->name_check = name_check;
   ch->remote_only = remote_only;
   ch->remote_user = cl;
+  ch->typing_out = typing_out;
+  ch->typing_user = cl;
+  cl->typing_in = typing_in;
+  cl->typing_user = srv;
   if (history) {
     cl->history_on = 1;
     srv->history = &cl->history;

@@ -1,5 +1,5 @@
 /* Unit tests: what cluster nodes say to each other (lib/cluster_codec.c):
- * the --redis URL and the wire form of an event. */
+ * the --redis URL, the wire form of an event and of a typing notice. */
 #include <check.h>
 
 #include "check_run.h"
@@ -171,6 +171,101 @@ START_TEST(too_long_is_not_encoded) {
 }
 END_TEST
 
+START_TEST(a_typing_notice_round_trips) {
+  char buf[800];
+  size_t n = wschat__wire_typing_encode("node-1", "Dev", "alice", buf,
+                                        sizeof(buf));
+  ck_assert_uint_eq(n, 2 + 1 + 6 + 1 + 3 + 1 + 5);
+  ck_assert_int_eq(buf[0], 'T');
+  ck_assert_int_eq(buf[1], WSCHAT__WIRE_VERSION);
+  struct wschat__wire_typing t;
+  ck_assert_int_eq(wschat__wire_typing_decode(buf, n, &t), 0);
+  ck_assert_str_eq(t.origin, "node-1");
+  ck_assert_str_eq(t.room, "Dev");
+  ck_assert_str_eq(t.from, "alice");
+  /* strings of 255 bytes are the longest */
+  char big[256];
+  memset(big, 'x', 255);
+  big[255] = '\0';
+  n = wschat__wire_typing_encode(big, big, big, buf, sizeof(buf));
+  ck_assert_uint_eq(n, 2 + 3 * 256);
+  ck_assert_int_eq(wschat__wire_typing_decode(buf, n, &t), 0);
+  ck_assert_str_eq(t.from, big);
+  /* an event's decoder refuses it (and the typing decoder an event's
+   * published form): they never pass for each other */
+  struct wschat__wire_meta meta;
+  ck_assert_ptr_null(wschat__wire_decode_msg(buf, n, &meta));
+  ck_assert_int_eq(wschat__wire_typing_decode("1:1:x", 5, &t), -1);
+}
+END_TEST
+
+START_TEST(typing_that_cannot_be_encoded) {
+  char buf[800], big[300];
+  memset(big, 'x', 256);
+  big[256] = '\0';
+  ck_assert_uint_eq(wschat__wire_typing_encode("", "r", "a", buf, sizeof(buf)),
+                    0);
+  ck_assert_uint_eq(wschat__wire_typing_encode("n", "", "a", buf, sizeof(buf)),
+                    0);
+  ck_assert_uint_eq(wschat__wire_typing_encode("n", "r", "", buf, sizeof(buf)),
+                    0);
+  ck_assert_uint_eq(
+      wschat__wire_typing_encode("n", "r", NULL, buf, sizeof(buf)), 0);
+  ck_assert_uint_eq(wschat__wire_typing_encode("n", big, "a", buf, sizeof(buf)),
+                    0);
+  ck_assert_uint_eq(wschat__wire_typing_encode("n", "r", "a", buf, 7), 0);
+  ck_assert_uint_eq(wschat__wire_typing_encode("n", "r", "a", buf, 8), 8);
+}
+END_TEST
+
+START_TEST(typing_junk_is_refused) {
+  struct wschat__wire_typing t;
+  char good[64];
+  size_t n = wschat__wire_typing_encode("n1", "dev", "bob", good, sizeof(good));
+  ck_assert_uint_gt(n, 0);
+  /* every cut of a good notice */
+  for (size_t len = 0; len < n; len++)
+    ck_assert_int_eq(wschat__wire_typing_decode(good, len, &t), -1);
+  /* a byte after it */
+  char more[65];
+  memcpy(more, good, n);
+  more[n] = 'x';
+  ck_assert_int_eq(wschat__wire_typing_decode(more, n + 1, &t), -1);
+  static const struct {
+    const char *p;
+    size_t len;
+  } bad[] = {
+      {"", 0},
+      {"T", 1},
+      {"T\x02\x01n\x01r\x01" "a", 8},       /* another version */
+      {"X\x01\x01n\x01r\x01" "a", 8},       /* not a typing notice */
+      {"T\x01\x00\x01r\x01" "a", 7},        /* an empty origin */
+      {"T\x01\x01n\x00\x01" "a", 7},        /* an empty room */
+      {"T\x01\x01n\x01r\x00", 7},           /* an empty name */
+      {"T\x01\x01n\x01r\x05" "a", 8},       /* a name cut short */
+      {"T\x01\x01n\x03r\0r\x01" "a", 10},   /* a NUL in the room */
+      {"T\x01\xffn", 4},                    /* a length past the end */
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ck_assert_msg(wschat__wire_typing_decode(bad[i].p, bad[i].len, &t) == -1,
+                  "junk %zu accepted", i);
+  /* random bytes behind a valid head: refused or decoded, never more */
+  srand(11);
+  for (int round = 0; round < 2000; round++) {
+    char junk[40];
+    size_t len = 2 + (size_t)rand() % 38;
+    for (size_t i = 0; i < len; i++)
+      junk[i] = (char)(rand() % 8); /* small: lengths that fit, and NULs */
+    junk[0] = 'T';
+    junk[1] = WSCHAT__WIRE_VERSION;
+    if (wschat__wire_typing_decode(junk, len, &t) == 0) {
+      ck_assert_uint_eq(strlen(t.origin) + strlen(t.room) + strlen(t.from) + 5,
+                        len);
+    }
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("cluster_codec");
   TCase *tc = tcase_create("core");
@@ -180,6 +275,9 @@ int main(void) {
   tcase_add_test(tc, a_published_message_carries_id_and_seq);
   tcase_add_test(tc, junk_is_refused);
   tcase_add_test(tc, too_long_is_not_encoded);
+  tcase_add_test(tc, a_typing_notice_round_trips);
+  tcase_add_test(tc, typing_that_cannot_be_encoded);
+  tcase_add_test(tc, typing_junk_is_refused);
   suite_add_tcase(s, tc);
   return wschat_test_run(s);
 }

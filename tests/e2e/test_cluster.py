@@ -516,6 +516,43 @@ def test_whisper_across_nodes(redis, start_node):
     finish(body(), ns)
 
 
+# ------------------------------------------------------------------ typing
+
+def test_typing_reaches_json_members_of_the_room_on_every_node(redis, start_node):
+    """A JSON typing notice (ephemeral: a PUBLISH, no id) reaches the JSON
+    members of its room on every node, once; not the sender, not text
+    members, not another room's members; a second one within 3 s is not
+    sent at all (it would arrive before the sentinel said after it: both
+    leave the sender's node on one connection, in order)."""
+    n1, n2, n3 = ns = nodes(start_node, redis)
+    typing = {"type": "typing", "room": "dev", "from": "alice"}
+
+    async def body():
+        async with ClusterPool(n1) as p:
+            alice, bob, dan, tex = await room_across(p, [
+                (n1, "alice", "dev", "json"), (n2, "bob", "dev", "json"),
+                (n3, "dan", "dev", "json"), (n3, "tex", "dev", "text")])
+            carol = await p.on(n2).jjoin("carol", "ops", history=False)
+            await alice.send({"type": "typing", "room": "dev"})
+            for c in (bob, dan):
+                got = await c.recv_obj()
+                assert got == typing, got
+                assert c.last_raw == '{"type":"typing","room":"dev","from":"alice"}', c.last_raw
+            await alice.send({"type": "typing", "room": "dev", "ref": "again"})  # within 3 s: not sent
+            await alice.send({"type": "message", "text": "sentinel"})
+            for c in (alice, bob, dan):    # the sender no typing; the others nothing more
+                check_event(await c.recv_obj(), "message", room="dev", text="sentinel")
+            await tex.expect("[dev] alice: sentinel")
+            # the other way, from another node; and another room's member saw nothing
+            await bob.send({"type": "typing", "room": "dev"})
+            assert await alice.recv_obj() == {"type": "typing", "room": "dev", "from": "bob"}
+            assert await dan.recv_obj() == {"type": "typing", "room": "dev", "from": "bob"}
+            await carol.expect_quiet(0.5)
+            for c in (alice, bob, dan, tex):
+                await c.expect_quiet(0.2)
+    finish(body(), ns)
+
+
 # ----------------------------------------------------------- users, rooms
 
 def test_users_and_rooms_list_members_of_every_node(redis, start_node):
