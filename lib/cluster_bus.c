@@ -19,6 +19,10 @@
  * passed (then they are a gap, counted). So every node delivers a room's
  * events in one order.
  *
+ * A JSON typing notice is none of these: one PUBLISH of its own record on
+ * the room's channel (no id, no seq, no gate, no ring), dropped while
+ * Redis is away; the other nodes hand it to json_chat through typing_in.
+ *
  * Without Redis (down, or the ring full) an event is delivered on this
  * node only, with an id above every id this node has seen; the range is
  * written to wschat:gaps when Redis is back, so that recovery over it
