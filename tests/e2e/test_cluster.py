@@ -553,6 +553,43 @@ def test_typing_reaches_json_members_of_the_room_on_every_node(redis, start_node
     finish(body(), ns)
 
 
+def test_typing_while_redis_is_away_stays_on_its_node_and_is_never_queued(redis, start_node):
+    n1, n2 = ns = nodes(start_node, redis, n=2)
+    alice_typing = {"type": "typing", "room": "dev", "from": "alice"}
+
+    async def body():
+        async with ClusterPool(n1) as p:
+            alice, ann, bob = await room_across(p, [
+                (n1, "alice", "dev", "json"), (n1, "ann", "dev", "json"), (n2, "bob", "dev", "json")])
+            await asyncio.to_thread(redis.stop, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while await asyncio.to_thread(cluster_up, n1) != 0:
+                assert time.monotonic() < deadline, "n1 still says it is connected to Redis"
+                await asyncio.sleep(0.05)
+            await alice.send({"type": "typing", "room": "dev"})
+            assert await ann.recv_obj() == alice_typing      # its own node still gets it
+            await asyncio.to_thread(redis.start)
+            await asyncio.to_thread(wait_up, ns, RECONNECT_BOUND)
+            # traffic across nodes again: ann says lines until bob hears
+            # one; alice's typing was not kept for later
+            seen = []
+            deadline = time.monotonic() + RECONNECT_BOUND
+            for i in range(1000):
+                await ann.send({"type": "message", "text": "ping %d" % i})
+                try:
+                    seen.append(await bob.recv_obj(timeout=0.3))
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline, "bob (n2) hears nothing from n1 after Redis is back"
+            await ann.send({"type": "typing", "room": "dev"})
+            while seen[-1].get("type") != "typing":
+                seen.append(await bob.recv_obj())
+            assert seen[-1] == {"type": "typing", "room": "dev", "from": "ann"}, seen
+            assert alice_typing not in seen, seen
+            assert all(e["type"] == "message" for e in seen[:-1]), seen
+    finish(body(), ns, timeout=40)
+
+
 # ----------------------------------------------------------- users, rooms
 
 def test_users_and_rooms_list_members_of_every_node(redis, start_node):
