@@ -142,8 +142,21 @@ def start_server():
         return s
 
     yield _start
-    for s in started:
-        s.stop()
+    stop_all(started)
+
+
+def stop_all(servers):
+    """Stops every server, then raises the first failure (a sanitizer
+    report, valgrind's verdict): one server's failure never leaves the
+    others running."""
+    first = None
+    for s in servers:
+        try:
+            s.stop()
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            first = first or e
+    if first is not None:
+        raise first
 
 
 @pytest.fixture

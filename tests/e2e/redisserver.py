@@ -236,5 +236,5 @@ def start_node(tmp_path):
         return s
 
     yield _start
-    for s in started:
-        s.stop()
+    from conftest import stop_all
+    stop_all(started)
