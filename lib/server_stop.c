@@ -9,7 +9,7 @@
 #include "deflate.h"
 #include "frame.h"
 #include "server.h"
-#include "stream_tls.h"
+#include "tls_ctx.h"
 #include "session.h"
 
 /* ---- shutdown and free ---- */

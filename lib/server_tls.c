@@ -6,7 +6,7 @@
  */
 #include "log.h"
 #include "server.h"
-#include "stream_tls.h"
+#include "tls_ctx.h"
 
 static void log_error(struct wschat_server *srv, const char *event,
                       const char *why) {

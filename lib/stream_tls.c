@@ -143,7 +143,7 @@ static int bio_create(BIO *b) {
 
 /* A TLS 1.2 client's renegotiation: OpenSSL refuses it (no_renegotiation
  * alert, SSL_OP_NO_RENEGOTIATION); we notice the alert and close. */
-void wschat__tls_info_cb(const SSL *ssl, int where, int ret) {
+static void info_cb(const SSL *ssl, int where, int ret) {
   if ((where & SSL_CB_WRITE_ALERT) == SSL_CB_WRITE_ALERT &&
       (ret & 0xff) == SSL_AD_NO_RENEGOTIATION) {
     struct tconn *tc = SSL_get_app_data(ssl);
@@ -152,8 +152,7 @@ void wschat__tls_info_cb(const SSL *ssl, int where, int ret) {
   }
 }
 
-
-BIO_METHOD *wschat__tls_bio_method(void) {
+static BIO_METHOD *bio_method_new(void) {
   BIO_METHOD *m =
       BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wschat");
   if (m != NULL) {
@@ -647,6 +646,9 @@ static const struct wschat__stream_ops tls_ops = {
 int wschat__stream_tls_wrap(struct wschat__stream_tcp *s,
                             struct wschat__tls *t,
                             const struct wschat__stream_cbs *cbs) {
+  /* The BIO method, made once for the server (owned by t, tls_ctx.c). */
+  if (t->bio_method == NULL && (t->bio_method = bio_method_new()) == NULL)
+    return -1;
   struct tconn *tc = calloc(1, sizeof(*tc));
   if (tc == NULL)
     return -1;
@@ -663,6 +665,7 @@ int wschat__stream_tls_wrap(struct wschat__stream_tcp *s,
   BIO_set_data(bio, tc);
   SSL_set_bio(tc->ssl, bio, bio); /* the SSL owns it (one reference) */
   SSL_set_app_data(tc->ssl, tc);
+  SSL_set_info_callback(tc->ssl, info_cb);
   SSL_set_accept_state(tc->ssl);
   s->base.ops = &tls_ops;
   s->tcp.data = tc;

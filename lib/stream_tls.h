@@ -6,7 +6,8 @@
  * write, never blocking.
  *
  * Two parts:
- *  - struct wschat__tls (tls_ctx.c, tls_ctx.h), one per server: the current SSL_CTX (a reload
+ *  - struct wschat__tls (tls_ctx.c, tls_ctx.h: made, reloaded and freed
+ *    there; this module only lends it its BIO method), one per server: the current SSL_CTX (a reload
  *    makes a new one; connections keep a reference to the one they were
  *    made with, OpenSSL counts them), the paths to read again, scratch
  *    buffers shared by every connection (ciphertext read, plaintext
@@ -38,23 +39,6 @@ struct wschat__metrics;
 struct wschat__log;
 
 
-/* Makes the server's TLS state and reads cert (PEM chain), key (PEM) and
- * ca (PEM, or NULL: no client certificates asked for); copies the paths.
- * metrics and log stay the server's. Returns 0 and *out (owned by the
- * caller, wschat__tls_free()); -1 if a file is unusable (why, in err);
- * -2 for no memory. */
-int wschat__tls_new(struct wschat__tls **out, const char *cert,
-                    const char *key, const char *ca,
-                    struct wschat__metrics *metrics,
-                    const struct wschat__log *log, char *err, size_t cap);
-
-/* Reads the files again into a new context for new connections; open
- * ones keep the old context until they close. Returns 0, or -1 (why, in
- * err) keeping the current context. */
-int wschat__tls_reload(struct wschat__tls *t, char *err, size_t cap);
-
-/* Frees the server's state (every TLS connection is closed by then). */
-void wschat__tls_free(struct wschat__tls *t);
 
 /* Turns the accepted TCP stream s into a TLS one (server side) with the
  * upcalls cbs. Returns 0, or -1 (no memory: s stays a TCP stream, the

@@ -12,7 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "stream_tls.h"
+#include "metrics.h"
 #include "tls_ctx.h"
 
 static int alpn_select(SSL *ssl, const unsigned char **out,
@@ -56,7 +56,6 @@ static SSL_CTX *make_ctx(const struct wschat__tls *t, char *err,
   /* An idle connection gives its record buffers back. */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-  SSL_CTX_set_info_callback(ctx, wschat__tls_info_cb);
   SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"wschat", 6);
   /* No server-side session cache: resumption is by (stateless) tickets,
    * and a flood of TLS 1.2 handshakes cannot grow a cache (up to 20,480
@@ -119,9 +118,7 @@ int wschat__tls_new(struct wschat__tls **out, const char *cert,
   t->cert = strdup(cert);
   t->key = strdup(key);
   t->ca = dup_or_null(ca);
-  t->bio_method = wschat__tls_bio_method();
-  if (t->cert == NULL || t->key == NULL || (ca && t->ca == NULL) ||
-      t->bio_method == NULL) {
+  if (t->cert == NULL || t->key == NULL || (ca && t->ca == NULL)) {
     wschat__tls_free(t);
     return -2;
   }

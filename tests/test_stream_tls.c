@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "stream_tls.h"
+#include "tls_ctx.h"
 
 static char cert_path[64], key_path[64];
 
