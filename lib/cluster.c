@@ -189,6 +189,16 @@ int wschat__cluster_sub(struct wschat__cluster *cl,
              : -1;
 }
 
+uint64_t wschat__cluster_reply_u64(const redisReply *r) {
+  if (r == NULL)
+    return 0;
+  if (r->type == REDIS_REPLY_INTEGER)
+    return (uint64_t)r->integer;
+  if (r->type == REDIS_REPLY_STRING)
+    return strtoull(r->str, NULL, 10);
+  return 0;
+}
+
 /* ---- connecting ---- */
 
 /* Keeps ac in dying[] until hiredis frees it; when the list is full it

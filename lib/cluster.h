@@ -207,6 +207,10 @@ int wschat__cluster_start(struct wschat__cluster *cl);
 void wschat__cluster_close(struct wschat__cluster *cl);
 void wschat__cluster_free(struct wschat__cluster *cl);
 uint64_t wschat__cluster_now(const struct wschat__cluster *cl);
+
+/* A reply's number (an integer, or a string of digits); 0 for anything
+ * else or no reply. */
+uint64_t wschat__cluster_reply_u64(const struct redisReply *r);
 void wschat__cluster_log(struct wschat__cluster *cl, int level,
                          const char *what, const char *detail);
 /* Sends a command on the command connection; 0, or -1 (not up). */

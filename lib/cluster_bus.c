@@ -89,16 +89,6 @@ static void deliver_one(struct wschat__cluster *cl, struct wschat_event *ev,
   cl->deliver(cl->deliver_user, &m, 1, ev, variant, 0);
 }
 
-static uint64_t reply_u64(const redisReply *r) {
-  if (r == NULL)
-    return 0;
-  if (r->type == REDIS_REPLY_INTEGER)
-    return (uint64_t)r->integer;
-  if (r->type == REDIS_REPLY_STRING)
-    return strtoull(r->str, NULL, 10);
-  return 0;
-}
-
 /* ---- messages from the channels ---- */
 
 /* Another node's typing notice (its own comes back too: ignored). */
@@ -246,8 +236,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
     o->replied = 1;
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
         reply->elements == 2) {
-      o->id = reply_u64(reply->element[0]);
-      o->seq = reply_u64(reply->element[1]);
+      o->id = wschat__cluster_reply_u64(reply->element[0]);
+      o->seq = wschat__cluster_reply_u64(reply->element[1]);
     } else {
       o->failed = 1;
       if (reply != NULL && reply->type == REDIS_REPLY_ERROR)

@@ -120,16 +120,6 @@ static void gate_sync(struct wschat__cluster *cl, struct wschat__gate *g) {
     free(name);
 }
 
-static uint64_t reply_u64(const redisReply *r) {
-  if (r == NULL)
-    return 0;
-  if (r->type == REDIS_REPLY_INTEGER)
-    return (uint64_t)r->integer;
-  if (r->type == REDIS_REPLY_STRING)
-    return strtoull(r->str, NULL, 10);
-  return 0;
-}
-
 static void on_sync(redisAsyncContext *ac, void *r, void *priv) {
   struct wschat__cluster *cl = ac->data;
   redisReply *reply = r;
@@ -141,8 +131,8 @@ static void on_sync(redisAsyncContext *ac, void *r, void *priv) {
     return;
   g->synced = 1;
   g->gen = cl->gen;
-  g->last = reply_u64(reply->element[0]);
-  g->lastid = reply_u64(reply->element[1]);
+  g->last = wschat__cluster_reply_u64(reply->element[0]);
+  g->lastid = wschat__cluster_reply_u64(reply->element[1]);
   g->sync_lastid = g->lastid;
   gate_release(cl, g);
 }
@@ -243,7 +233,7 @@ static void on_catchup(redisAsyncContext *ac, void *r, void *priv) {
   if (g == NULL || !g->synced || g->filling || reply == NULL ||
       reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
     return;
-  uint64_t seq = reply_u64(reply->element[0]);
+  uint64_t seq = wschat__cluster_reply_u64(reply->element[0]);
   if (seq <= g->last)
     return; /* nothing missed */
   char key[WSCHAT_ROOM_MAX + 40], from[32], count[24];
@@ -288,7 +278,7 @@ static void offer_entries(struct wschat__cluster *cl, const redisReply *e) {
       continue;
     ev->id = strtoull(x->element[0]->str, NULL, 10);
     ev->skip = 0; /* client ids are per node: nobody here is skipped */
-    wschat__cluster_gate_offer(cl, reply_u64(f->element[1]), ev);
+    wschat__cluster_gate_offer(cl, wschat__cluster_reply_u64(f->element[1]), ev);
     wschat__event_unref(ev);
   }
 }
