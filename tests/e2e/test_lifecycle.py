@@ -21,6 +21,7 @@ import websockets
 import conftest
 import wsraw
 from wsraw import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawWS, encode_frame
+from wsutil import echo_latencies
 
 
 def run(coro, timeout=8):
@@ -454,14 +455,7 @@ def test_slow_consumer_closed_1008_others_unaffected(start_server):
     async def bystander():
         async with connect(s.url) as ws:
             th.start()
-            i = 0
-            while th.is_alive() or i < 5:
-                t = time.monotonic()
-                await ws.send("ping %d" % i)
-                assert await asyncio.wait_for(ws.recv(), 2) == "ping %d" % i
-                latencies.append(time.monotonic() - t)
-                i += 1
-                await asyncio.sleep(0.02)
+            latencies.extend(await echo_latencies(ws, th.is_alive))
             await asyncio.get_running_loop().run_in_executor(None, th.join, 10)
 
     try:

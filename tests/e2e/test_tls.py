@@ -23,6 +23,7 @@ from chatclient import TIMEOUT, Clients, assert_clean_exit, run, say
 from conftest import without_flood_control
 from jsonclient import Pool, check_event
 from memcheck import SCALE
+from wsutil import echo_latencies
 
 
 @pytest.fixture(scope="module")
@@ -303,14 +304,7 @@ def test_slow_consumer_over_tls_is_closed_and_others_unaffected(tls_server):
     async def bystander():
         async with websockets.connect(s.url, ssl=s.ssl) as ws:
             th.start()
-            i = 0
-            while th.is_alive() or i < 5:
-                t = time.monotonic()
-                await ws.send("ping %d" % i)
-                assert await asyncio.wait_for(ws.recv(), 2) == "ping %d" % i
-                latencies.append(time.monotonic() - t)
-                i += 1
-                await asyncio.sleep(0.02)
+            latencies.extend(await echo_latencies(ws, th.is_alive))
             await asyncio.get_running_loop().run_in_executor(None, th.join, 10)
     try:
         run(bystander())

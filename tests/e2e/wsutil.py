@@ -8,6 +8,7 @@ import base64
 import os
 import re
 import socket
+import time
 
 TIMEOUT = 3.0  # seconds for one thing that must happen
 QUIET = 0.3    # seconds to wait when checking that nothing comes
@@ -67,3 +68,19 @@ def read_to_eof(s):
         if not chunk:
             return data
         data += chunk
+
+
+async def echo_latencies(ws, busy, least=5, timeout=2):
+    """Echo round trips on ws (an echo server), one every 20 ms while
+    busy() is true and at least `least` of them: their times in seconds.
+    For a bystander that a misbehaving client must not slow down."""
+    out = []
+    i = 0
+    while busy() or i < least:
+        t = time.monotonic()
+        await ws.send("ping %d" % i)
+        assert await asyncio.wait_for(ws.recv(), timeout) == "ping %d" % i
+        out.append(time.monotonic() - t)
+        i += 1
+        await asyncio.sleep(0.02)
+    return out
